@@ -1,0 +1,367 @@
+// model_bench.cpp — the pp/tg/pg measurements behind `xelm bench` (and `xelm tune`) and their
+// md/csv/json reports.
+#include "bench/model_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+#include <random>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include "bench/profiling_backend.h"
+#include "cpu_fallback/cpu_features.h"
+#include "runtime/error.h"
+#include "runtime/file_type.h"
+#include "runtime/model.h"
+#include "runtime/offload_plan.h"
+#include "runtime/transformer.h"
+#include "runtime/version.h"
+#include "tools/xelm/engine_options.h"
+
+namespace xelm::bench {
+namespace {
+
+// Prompt tokens evaluated (untimed) before a tg run, so decoding attends over a short context.
+constexpr int kTgPromptTokens = 8;
+
+// Bytes of every matrix one token's forward pass multiplies with: the layers and the output head
+// (the embedding lookup reads one row only).
+uint64_t matmul_weight_bytes(const Model& model) {
+  uint64_t total = model.weights().output->n_bytes;
+  for (const LayerWeights& l : model.weights().layers) {
+    for (WeightTensor t : {l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down}) total += t->n_bytes;
+  }
+  return total;
+}
+
+std::string file_type_name(const Model& model) {
+  if (auto ft = model.file().find_int("general.file_type")) {
+    if (auto info = file_type_info(static_cast<uint32_t>(*ft))) return std::string(info->name);
+  }
+  return "unknown";
+}
+
+std::string now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::vector<int32_t> random_tokens(int n, int64_t n_vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(n_vocab - 1));
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  for (int32_t& t : tokens) t = dist(rng);
+  return tokens;
+}
+
+int context_needed(const BenchTest& test) { return test.n_prompt > 0 ? test.n_prompt + test.n_gen : kTgPromptTokens + test.n_gen; }
+int timed_tokens(const BenchTest& test) { return test.n_prompt + test.n_gen; }
+
+struct RunSample {
+  double ns = 0;
+  uint64_t launches = 0, syncs = 0;
+};
+
+// One run of a test on a fresh cache. OpenCL counters cover the timed part only (for tg: reset after
+// the untimed prompt).
+RunSample time_run(Transformer& transformer, const std::vector<int32_t>& tokens, const BenchTest& test,
+                   opencl::OpenClBackend* gpu) {
+  using Clock = std::chrono::steady_clock;
+  transformer.truncate(0);
+  int next = 0;
+  if (test.n_prompt == 0) {
+    transformer.eval(std::span<const int32_t>(tokens.data(), kTgPromptTokens));
+    next = kTgPromptTokens;
+  }
+  if (gpu) gpu->reset_counters();
+  const auto t0 = Clock::now();
+  if (test.n_prompt > 0) {
+    transformer.eval(std::span<const int32_t>(tokens.data(), static_cast<size_t>(test.n_prompt)));
+    next = test.n_prompt;
+  }
+  for (int i = 0; i < test.n_gen; ++i) transformer.eval(std::span<const int32_t>(&tokens[static_cast<size_t>(next + i)], 1));
+  RunSample sample{.ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count()};
+  if (gpu) {
+    sample.launches = gpu->counters().kernel_launches;
+    sample.syncs = gpu->counters().blocking_syncs;
+  }
+  return sample;
+}
+
+void summarize(BenchResult& r, double bandwidth_gbps) {
+  const double n_tokens = r.n_prompt + r.n_gen;
+  const double n = static_cast<double>(r.samples_ns.size());
+  r.avg_ns = std::accumulate(r.samples_ns.begin(), r.samples_ns.end(), 0.0) / n;
+  std::vector<double> ts;
+  for (double s : r.samples_ns) ts.push_back(n_tokens * 1e9 / s);
+  r.avg_ts = std::accumulate(ts.begin(), ts.end(), 0.0) / n;
+  double var_ns = 0.0, var_ts = 0.0;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    var_ns += (r.samples_ns[i] - r.avg_ns) * (r.samples_ns[i] - r.avg_ns);
+    var_ts += (ts[i] - r.avg_ts) * (ts[i] - r.avg_ts);
+  }
+  r.stddev_ns = n > 1 ? std::sqrt(var_ns / (n - 1)) : 0.0;
+  r.stddev_ts = n > 1 ? std::sqrt(var_ts / (n - 1)) : 0.0;
+  r.gbps = static_cast<double>(r.weight_bytes_per_token) * r.avg_ts / 1e9;
+  r.bw_pct = bandwidth_gbps > 0 ? 100.0 * r.gbps / bandwidth_gbps : 0.0;
+}
+
+void append_profile(BenchResult& r, const ProfilingBackend& backend, double n_runs) {
+  double total_ns = 0;
+  for (const auto& [op, time] : backend.op_times()) total_ns += time.total_ns;
+  for (const auto& [op, time] : backend.op_times()) {
+    r.profile.push_back({.backend = backend.name(), .op = op, .ms_per_run = time.total_ns / n_runs / 1e6,
+                         .calls_per_run = static_cast<double>(time.calls) / n_runs,
+                         .share_pct = total_ns > 0 ? 100.0 * time.total_ns / total_ns : 0.0});
+  }
+}
+
+}  // namespace
+
+std::string BenchTest::name() const {
+  if (n_prompt > 0 && n_gen > 0) return fmt::format("pp{}+tg{}", n_prompt, n_gen);
+  return n_prompt > 0 ? fmt::format("pp{}", n_prompt) : fmt::format("tg{}", n_gen);
+}
+
+std::string BenchResult::test_name() const { return BenchTest{n_prompt, n_gen}.name(); }
+
+std::string profile_method_note() {
+  return "cpu/ref: wall time per op (synchronous backends); opencl: synchronize() before and after each op "
+         "(event profiling is not exposed through Backend), which serialises the queue, so opencl op times "
+         "include launch and sync overhead, the profiled run is slower than the unprofiled one and its syncs/tok count "
+         "these extra synchronize() calls";
+}
+
+std::vector<BenchConfig> expand_configs(const BenchParams& params) {
+  std::vector<BenchConfig> configs;
+  for (const std::string& backend : params.backends) {
+    const std::vector<int> layer_counts = backend == "opencl" ? params.n_gpu_layers : std::vector<int>{0};
+    for (int n_gpu_layers : layer_counts) {
+      for (int threads : params.n_threads) {
+        if (backend == "ref" && threads != params.n_threads.front()) continue;  // single-threaded: once
+        for (int n_batch : params.n_batch) {
+          for (const std::string& kv_type : params.kv_types) {
+            configs.push_back({.backend = backend, .n_gpu_layers = n_gpu_layers, .n_threads = threads,
+                               .n_batch = n_batch, .kv_type = kv_type});
+          }
+        }
+      }
+    }
+  }
+  return configs;
+}
+
+std::vector<BenchTest> expand_tests(const BenchParams& params) {
+  if (params.prompt_gen.size() % 2 != 0) throw Error("-pg: expects pairs n_prompt,n_gen (e.g. -pg 512,128)");
+  std::vector<BenchTest> tests;
+  for (int p : params.n_prompt) if (p > 0) tests.push_back({p, 0});
+  for (int g : params.n_gen) if (g > 0) tests.push_back({0, g});
+  for (size_t i = 0; i < params.prompt_gen.size(); i += 2) {
+    if (params.prompt_gen[i] < 1 || params.prompt_gen[i + 1] < 1) throw Error("-pg: both counts must be at least 1");
+    tests.push_back({params.prompt_gen[i], params.prompt_gen[i + 1]});
+  }
+  return tests;
+}
+
+std::vector<BenchResult> run_config(const std::string& model_path, const BenchConfig& config,
+                                    const std::vector<BenchTest>& tests, const RunSettings& settings,
+                                    const std::atomic<bool>* stop) {
+  if (settings.repetitions < 1) throw Error("-r/--repetitions must be at least 1");
+  if (tests.empty()) return {};
+  int n_ctx = 1;
+  for (const BenchTest& t : tests) n_ctx = std::max(n_ctx, context_needed(t));
+
+  cli::EngineOptions options;
+  options.model_path = model_path;
+  options.n_ctx = n_ctx;
+  options.n_batch = config.n_batch;
+  options.n_threads = config.n_threads;
+  options.kv_type = config.kv_type;
+  options.backend = config.backend == "ref" ? "ref" : "cpu";
+  options.n_gpu_layers = config.backend == "opencl" ? std::to_string(config.n_gpu_layers) : "0";
+  options.device = settings.device;
+  cli::Engine engine = cli::load_engine(options);
+  const Model& model = *engine.model;
+  const ModelConfig& c = model.config();
+  if (n_ctx > c.n_ctx_train) throw Error(fmt::format("test needs {} positions; the model has {}", n_ctx, c.n_ctx_train));
+  if (config.backend == "opencl" && config.n_gpu_layers > 0 && !engine.gpu) {
+    throw Error("--backend opencl: no usable OpenCL device (see `xelm devices`)");
+  }
+
+  BenchResult base;
+  base.build_commit = std::string(build_commit());
+  base.model_filename = std::filesystem::path(model_path).filename().string();
+  base.model_name = model.file().find_string("general.name").value_or(base.model_filename);
+  base.model_filetype = file_type_name(model);
+  base.model_type = std::string(architecture_name(c.arch)) + " " + base.model_filetype;
+  for (const gguf::TensorInfo& t : model.file().tensors()) {
+    base.model_size += t.n_bytes;
+    base.model_n_params += static_cast<uint64_t>(t.n_elements());
+  }
+  base.weight_bytes_per_token = matmul_weight_bytes(model);
+  base.backend = config.backend;
+  base.cpu_info = cpu::cpu_features().summary();
+  if (engine.gpu) {
+    base.gpu_info = engine.gpu->device_info().name;
+    base.gpu_driver = engine.gpu->device_info().driver_version;
+  }
+  base.n_threads = config.backend == "ref" ? 1 : (config.n_threads > 0 ? config.n_threads : cpu::cpu_features().physical_cores);
+  base.n_batch = config.n_batch;
+  base.n_gpu_layers = engine.gpu ? config.n_gpu_layers : 0;
+  base.type_k = base.type_v = config.kv_type;
+  base.offload = engine.gpu ? engine.plan.describe() : "cpu";
+  const MemoryEstimate memory = estimate_memory(
+      model, engine.plan, RunShape{.n_ctx = n_ctx, .n_batch = config.n_batch, .kv_type = options.kv_cache_type()});
+  base.memory_cpu_bytes = memory.cpu.total();
+  base.memory_gpu_bytes = memory.gpu.total();
+
+  // --profile: the same plan on decorated backends (the engine's own Transformer is dropped first).
+  std::unique_ptr<ProfilingBackend> profiled_cpu, profiled_gpu;
+  if (settings.profile) {
+    engine.transformer.reset();
+    profiled_cpu = std::make_unique<ProfilingBackend>(*engine.cpu, false);
+    if (engine.gpu) profiled_gpu = std::make_unique<ProfilingBackend>(*engine.gpu, true);
+    engine.transformer = std::make_unique<Transformer>(
+        model, place(engine.plan, *profiled_cpu, profiled_gpu.get()),
+        TransformerOptions{.n_ctx = n_ctx, .n_batch = config.n_batch, .kv_type = options.kv_cache_type()});
+  }
+  Transformer& transformer = *engine.transformer;
+  const std::vector<int32_t> tokens = random_tokens(n_ctx, c.n_vocab, 1234);
+
+  std::vector<BenchResult> results;
+  for (const BenchTest& test : tests) {
+    if (stop && stop->load()) break;
+    BenchResult r = base;
+    r.n_prompt = test.n_prompt;
+    r.n_gen = test.n_gen;
+    r.test_time = now_iso8601();
+    time_run(transformer, tokens, test, engine.gpu.get());  // warm-up (page faults, caches, kernel builds), excluded
+    if (profiled_cpu) profiled_cpu->reset_times();
+    if (profiled_gpu) profiled_gpu->reset_times();
+    uint64_t launches = 0, syncs = 0;
+    for (int rep = 0; rep < settings.repetitions && !(stop && stop->load() && rep > 0); ++rep) {
+      const RunSample sample = time_run(transformer, tokens, test, engine.gpu.get());
+      r.samples_ns.push_back(sample.ns);
+      launches += sample.launches;
+      syncs += sample.syncs;
+    }
+    const double n_runs = static_cast<double>(r.samples_ns.size());
+    if (engine.gpu) {
+      r.has_gpu_counters = true;
+      r.launches_per_token = static_cast<double>(launches) / (n_runs * timed_tokens(test));
+      r.syncs_per_token = static_cast<double>(syncs) / (n_runs * timed_tokens(test));
+    }
+    if (profiled_cpu) append_profile(r, *profiled_cpu, n_runs);
+    if (profiled_gpu) append_profile(r, *profiled_gpu, n_runs);
+    summarize(r, settings.bandwidth_gbps);
+    spdlog::info("{} ngl={} t={} b={} kv={} {}: {:.2f} ± {:.2f} tok/s", r.backend, r.n_gpu_layers, r.n_threads,
+                 r.n_batch, r.type_k, r.test_name(), r.avg_ts, r.stddev_ts);
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+std::vector<BenchResult> run_benchmarks(const BenchParams& params) {
+  const std::vector<BenchTest> tests = expand_tests(params);
+  const RunSettings settings{.repetitions = params.repetitions, .bandwidth_gbps = params.bandwidth_gbps,
+                             .profile = params.profile, .device = params.device};
+  std::vector<BenchResult> results;
+  for (const BenchConfig& config : expand_configs(params)) {
+    std::vector<BenchResult> rows = run_config(params.model_path, config, tests, settings);
+    results.insert(results.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+  }
+  return results;
+}
+
+namespace {
+
+nlohmann::json to_json(const BenchResult& r, double bandwidth_gbps) {
+  nlohmann::json row = {
+      {"build_commit", r.build_commit}, {"cpu_info", r.cpu_info}, {"gpu_info", r.gpu_info},
+      {"gpu_driver", r.gpu_driver}, {"backends", r.backend}, {"model_filename", r.model_filename},
+      {"model_name", r.model_name}, {"model_type", r.model_type}, {"model_filetype", r.model_filetype},
+      {"model_size", r.model_size}, {"model_n_params", r.model_n_params}, {"n_batch", r.n_batch},
+      {"n_threads", r.n_threads}, {"type_k", r.type_k}, {"type_v", r.type_v}, {"n_gpu_layers", r.n_gpu_layers},
+      {"offload", r.offload}, {"memory_cpu_bytes", r.memory_cpu_bytes}, {"memory_gpu_bytes", r.memory_gpu_bytes},
+      {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"test_time", r.test_time},
+      {"avg_ns", static_cast<uint64_t>(r.avg_ns)}, {"stddev_ns", static_cast<uint64_t>(r.stddev_ns)},
+      {"avg_ts", r.avg_ts}, {"stddev_ts", r.stddev_ts}, {"samples_ns", r.samples_ns}, {"gbps", r.gbps},
+      {"bw_pct", r.bw_pct}, {"bandwidth_gbps", bandwidth_gbps}};
+  if (r.has_gpu_counters) {
+    row["launches_per_token"] = r.launches_per_token;
+    row["syncs_per_token"] = r.syncs_per_token;
+  }
+  if (!r.profile.empty()) {
+    nlohmann::json ops = nlohmann::json::array();
+    for (const OpProfile& p : r.profile) {
+      ops.push_back({{"backend", p.backend}, {"op", p.op}, {"ms_per_run", p.ms_per_run},
+                     {"calls_per_run", p.calls_per_run}, {"share_pct", p.share_pct}});
+    }
+    row["profile"] = ops;
+    row["profile_method"] = profile_method_note();
+  }
+  return row;
+}
+
+std::string optional_number(bool present, double value) { return present ? fmt::format("{:.2f}", value) : ""; }
+
+}  // namespace
+
+std::string format_results(const std::vector<BenchResult>& results, const std::string& format, double bandwidth_gbps) {
+  std::string out;
+  if (format == "csv") {
+    out = "build_commit,cpu_info,gpu_info,gpu_driver,backends,model_filename,model_name,model_type,model_size,"
+          "model_n_params,n_batch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,test_time,avg_ns,stddev_ns,"
+          "avg_ts,stddev_ts,gbps,bw_pct,launches_per_token,syncs_per_token\n";
+    for (const BenchResult& r : results) {
+      out += fmt::format(
+          "\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},{},{},{},\"{}\",\"{}\",{},{},{},\"{}\",{:.0f},{:.0f},"
+          "{:.6f},{:.6f},{:.3f},{:.2f},{},{}\n",
+          r.build_commit, r.cpu_info, r.gpu_info, r.gpu_driver, r.backend, r.model_filename, r.model_name,
+          r.model_type, r.model_size, r.model_n_params, r.n_batch, r.n_threads, r.type_k, r.type_v, r.n_gpu_layers,
+          r.n_prompt, r.n_gen, r.test_time, r.avg_ns, r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbps, r.bw_pct,
+          optional_number(r.has_gpu_counters, r.launches_per_token), optional_number(r.has_gpu_counters, r.syncs_per_token));
+    }
+    return out;
+  }
+  if (format == "json") {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const BenchResult& r : results) rows.push_back(to_json(r, bandwidth_gbps));
+    return rows.dump(2) + "\n";
+  }
+  out = fmt::format("measured read bandwidth: {:.1f} GB/s\n\n", bandwidth_gbps);
+  out += "| model | size | params | backend | ngl | threads | n_batch | type_k | test | t/s | GB/s | % bw | launches/tok | syncs/tok |\n";
+  out += "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const BenchResult& r : results) {
+    out += fmt::format("| {} | {:.2f} GiB | {:.2f} B | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.1f} | {:.0f}% | {} | {} |\n",
+                       r.model_type, static_cast<double>(r.model_size) / (1u << 30),
+                       static_cast<double>(r.model_n_params) / 1e9, r.backend, r.n_gpu_layers, r.n_threads, r.n_batch,
+                       r.type_k, r.test_name(), r.avg_ts, r.stddev_ts, r.gbps, r.bw_pct,
+                       optional_number(r.has_gpu_counters, r.launches_per_token),
+                       optional_number(r.has_gpu_counters, r.syncs_per_token));
+  }
+  std::string profiles;
+  for (const BenchResult& r : results) {
+    if (r.profile.empty()) continue;
+    profiles += fmt::format("\n{} ngl={} t={} b={} {}:\n\n| backend | op | calls/run | ms/run | share |\n| --- | --- | ---: | ---: | ---: |\n",
+                            r.backend, r.n_gpu_layers, r.n_threads, r.n_batch, r.test_name());
+    for (const OpProfile& p : r.profile) {
+      profiles += fmt::format("| {} | {} | {:.0f} | {:.3f} | {:.1f}% |\n", p.backend, p.op, p.calls_per_run, p.ms_per_run, p.share_pct);
+    }
+  }
+  if (!profiles.empty()) out += "\nper-op profile (" + profile_method_note() + "):\n" + profiles;
+  return out;
+}
+
+}  // namespace xelm::bench

@@ -1,0 +1,54 @@
+// profiling_backend.cpp — per-op timing around the forwarded Backend calls.
+#include "bench/profiling_backend.h"
+
+#include <chrono>
+
+namespace xelm::bench {
+
+template <typename Op>
+void ProfilingBackend::timed(const char* op_name, Op&& op) {
+  if (synchronize_each_op_) inner_.synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  op();
+  if (synchronize_each_op_) inner_.synchronize();
+  OpTime& entry = op_times_[op_name];
+  entry.total_ns += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  ++entry.calls;
+}
+
+void ProfilingBackend::write(Activation& dst, std::span<const float> src) {
+  timed("write", [&] { inner_.write(dst, src); });
+}
+void ProfilingBackend::read(const Activation& src, std::span<float> dst) {
+  timed("read", [&] { inner_.read(src, dst); });
+}
+void ProfilingBackend::copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) {
+  timed("copy_rows", [&] { inner_.copy_rows(src, src_row, dst, dst_row, n); });
+}
+void ProfilingBackend::get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) {
+  timed("get_rows", [&] { inner_.get_rows(table, tokens, out); });
+}
+void ProfilingBackend::rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) {
+  timed("rms_norm", [&] { inner_.rms_norm(x, weight, eps, out); });
+}
+void ProfilingBackend::matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) {
+  timed("matmul", [&] { inner_.matmul(w, x, y, bias); });
+}
+void ProfilingBackend::rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
+  timed("rope", [&] { inner_.rope(x, n_heads, head_dim, pos0, freq_base); });
+}
+void ProfilingBackend::store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
+  timed("store_kv", [&] { inner_.store_kv(cache, k, v, pos0); });
+}
+void ProfilingBackend::attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0,
+                                 const AttentionShape& shape, Activation& out) {
+  timed("attention", [&] { inner_.attention(q, cache, pos0, shape, out); });
+}
+void ProfilingBackend::swiglu(const Activation& gate, const Activation& up, Activation& out) {
+  timed("swiglu", [&] { inner_.swiglu(gate, up, out); });
+}
+void ProfilingBackend::add(Activation& x, const Activation& y) {
+  timed("add", [&] { inner_.add(x, y); });
+}
+
+}  // namespace xelm::bench

@@ -1,0 +1,61 @@
+// profiling_backend.h — a Backend decorator for `xelm bench --profile`: forwards every call to the
+// real backend and accumulates wall time and call count per op name, leaving the backends untouched.
+//
+// With synchronize_each_op (used for OpenCL, whose event profiling is not exposed through Backend)
+// the decorator calls synchronize() before and after each op, so an op's time is its queue time on
+// the device plus launch overhead; this serialises the queue and slows the run down.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "runtime/backend.h"
+
+namespace xelm::bench {
+
+struct OpTime {
+  double total_ns = 0;
+  uint64_t calls = 0;
+};
+
+class ProfilingBackend : public Backend {
+ public:
+  ProfilingBackend(Backend& inner, bool synchronize_each_op) : inner_(inner), synchronize_each_op_(synchronize_each_op) {}
+
+  const std::map<std::string, OpTime>& op_times() const { return op_times_; }
+  void reset_times() { op_times_.clear(); }
+  bool synchronizes_each_op() const { return synchronize_each_op_; }
+
+  std::string name() const override { return inner_.name(); }
+  bool supports(GgmlType weight_type) const override { return inner_.supports(weight_type); }
+  std::unique_ptr<Weight> prepare_weight(const gguf::TensorInfo& tensor) override { return inner_.prepare_weight(tensor); }
+  std::unique_ptr<Activation> new_activation(int64_t rows, int64_t cols) override { return inner_.new_activation(rows, cols); }
+  std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, GgmlType type) override {
+    return inner_.new_kv_cache(n_ctx, n_head_kv, head_dim, type);
+  }
+  void write(Activation& dst, std::span<const float> src) override;
+  void read(const Activation& src, std::span<float> dst) override;
+  void copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) override;
+  void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override;
+  void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override;
+  void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override;
+  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override;
+  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override;
+  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                 Activation& out) override;
+  void swiglu(const Activation& gate, const Activation& up, Activation& out) override;
+  void add(Activation& x, const Activation& y) override;
+  void synchronize() override { inner_.synchronize(); }
+
+ private:
+  template <typename Op>
+  void timed(const char* op_name, Op&& op);
+
+  Backend& inner_;
+  bool synchronize_each_op_;
+  std::map<std::string, OpTime> op_times_;
+};
+
+}  // namespace xelm::bench

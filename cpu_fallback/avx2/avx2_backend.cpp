@@ -1,0 +1,353 @@
+// avx2_backend.cpp — the Backend ops of the AVX2 CPU path. Activations are fp32 rows in host
+// memory; weights are the mmapped GGUF bytes, used in place. Shapes: n = rows (tokens) of a batch.
+#include "cpu_fallback/avx2/avx2_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include <spdlog/fmt/fmt.h>
+
+#include "cpu_fallback/avx2/kernels.h"
+#include "cpu_fallback/avx2/simd_util.h"
+#include "cpu_fallback/thread_pool.h"
+#include "cpu_fallback/host_backend.h"
+#include "runtime/error.h"
+#include "runtime/quant_blocks.h"
+
+namespace xelm::cpu {
+namespace {
+
+using avx2::ActivationFormat;
+
+// Output rows per cache block of a matmul: their weights stay in L1/L2 while every tile of
+// activation rows passes over them.
+constexpr int64_t kOutputRowBlock = 16;
+// Key positions per attention tile (scores of one tile live on the stack).
+constexpr int64_t kKeyTile = 64;
+// Element-wise ops below this size run on the calling thread (a barrier costs more).
+constexpr int64_t kParallelElements = 16384;
+
+using Avx2Activation = HostActivation;
+
+class Avx2Weight final : public Weight {
+ public:
+  explicit Avx2Weight(const gguf::TensorInfo& info)
+      : Weight(info), row_bytes(xelm::row_bytes(info.type, info.shape[0])), kernel(avx2::dot_kernel(info.type)) {
+    if (info.shape.size() == 1) {  // norms and biases: kept dequantized (a few KiB)
+      dense.resize(static_cast<size_t>(info.shape[0]));
+      dequantize_row(info.type, info.data, dense.data(), info.shape[0]);
+    }
+  }
+  const uint8_t* row(int64_t r) const { return info().data + static_cast<size_t>(r) * row_bytes; }
+  size_t row_bytes;
+  avx2::DotKernel kernel;   // nullptr for types without a product kernel
+  std::vector<float> dense; // [in_features] for 1-D tensors
+};
+
+// Per position one row of n_head_kv * head_dim values stored as type() (F32, F16 or Q8_0).
+class Avx2KvCache final : public KvCacheLayer {
+ public:
+  Avx2KvCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, GgmlType type)
+      : KvCacheLayer(n_ctx, n_head_kv, head_dim, type),
+        width(n_head_kv * head_dim),
+        row_size(row_bytes(type, width)),
+        k(row_size * static_cast<size_t>(n_ctx)),
+        v(row_size * static_cast<size_t>(n_ctx)) {}
+
+  void store(std::vector<uint8_t>& cache, int64_t pos, const float* values) {
+    uint8_t* dst = cache.data() + static_cast<size_t>(pos) * row_size;
+    switch (type()) {
+      case GgmlType::F32: std::memcpy(dst, values, static_cast<size_t>(width) * sizeof(float)); break;
+      case GgmlType::F16: avx2::fp32_to_fp16_row(values, reinterpret_cast<uint16_t*>(dst), width); break;
+      default: quantize_row(type(), values, dst, width); break;
+    }
+  }
+
+  // out[j, :] = kv head `head` of positions p0 + j, j < count, as fp32 [count, head_dim].
+  void load(const std::vector<uint8_t>& cache, int64_t p0, int64_t count, int64_t head, float* out) const {
+    const int64_t d = head_dim(), first = head * d;
+    for (int64_t j = 0; j < count; ++j) {
+      const uint8_t* row = cache.data() + static_cast<size_t>(p0 + j) * row_size;
+      float* dst = out + j * d;
+      switch (type()) {
+        case GgmlType::F32: std::memcpy(dst, reinterpret_cast<const float*>(row) + first, static_cast<size_t>(d) * 4); break;
+        case GgmlType::F16: avx2::fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(row) + first, dst, d); break;
+        default: {  // Q8_0: element e is qs[e % 32] of block e / 32
+          const auto* blocks = reinterpret_cast<const quant::block_q8_0*>(row);
+          for (int64_t e = first; e < first + d; ++e) {
+            const quant::block_q8_0& b = blocks[e / 32];
+            dst[e - first] = avx2::half_to_float(b.d) * static_cast<float>(b.qs[e % 32]);
+          }
+        }
+      }
+    }
+  }
+
+  int64_t width;
+  size_t row_size;
+  std::vector<uint8_t> k, v;  // [n_ctx][row_size]
+};
+
+Avx2Activation& act(Activation& a) { return static_cast<Avx2Activation&>(a); }
+const Avx2Activation& act(const Activation& a) { return static_cast<const Avx2Activation&>(a); }
+const Avx2Weight& wt(const Weight& w) { return static_cast<const Avx2Weight&>(w); }
+
+void check_same_shape(const Activation& a, const Activation& b, const char* op) {
+  if (a.rows() != b.rows() || a.cols() != b.cols()) {
+    throw Error(fmt::format("internal: {} on [{}, {}] and [{}, {}]", op, a.rows(), a.cols(), b.rows(), b.cols()));
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  float sum = avx2::hsum(acc);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// y = y * scale + w * x over n floats.
+void scale_add(float* y, float scale, float w, const float* x, int64_t n) {
+  const __m256 vs = _mm256_set1_ps(scale), vw = _mm256_set1_ps(w);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vw, _mm256_loadu_ps(x + i), _mm256_mul_ps(vs, _mm256_loadu_ps(y + i))));
+  }
+  for (; i < n; ++i) y[i] = y[i] * scale + w * x[i];
+}
+
+class Avx2Backend final : public HostBackend {
+ public:
+  explicit Avx2Backend(int n_threads) : pool_(n_threads) {}
+
+  std::string name() const override { return fmt::format("cpu-avx2 ({} threads)", pool_.size()); }
+  bool supports(GgmlType weight_type) const override { return avx2::dot_kernel(weight_type) != nullptr; }
+
+  std::unique_ptr<Weight> prepare_weight(const gguf::TensorInfo& tensor) override {
+    if (tensor.shape.size() > 1 && !supports(tensor.type)) {
+      throw Error(fmt::format("tensor '{}': type {} has no AVX2 kernel", tensor.name, type_traits(tensor.type).name));
+    }
+    return std::make_unique<Avx2Weight>(tensor);
+  }
+  std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
+                                             GgmlType type) override {
+    return std::make_unique<Avx2KvCache>(n_ctx, n_head_kv, head_dim, type);
+  }
+
+
+  void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override {
+    const Avx2Weight& w = wt(table);
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      float* dst = act(out).row(static_cast<int64_t>(t));
+      if (w.type() == GgmlType::F16) {
+        avx2::fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(w.row(tokens[t])), dst, w.in_features());
+      } else {
+        dequantize_row(w.type(), w.row(tokens[t]), dst, w.in_features());
+      }
+    }
+  }
+
+  void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override {
+    check_same_shape(x, out, "rms_norm");
+    const std::vector<float>& w = wt(weight).dense;
+    const int64_t group = static_cast<int64_t>(w.size());
+    if (group == 0 || x.cols() % group != 0) throw Error("internal: rms_norm weight does not divide the row");
+    for_rows(x.rows(), x.cols(), [&](int64_t r) {
+      const float* src = act(x).row(r);
+      float* dst = act(out).row(r);
+      for (int64_t g = 0; g < x.cols(); g += group) {
+        const float scale = 1.0f / std::sqrt(dot(src + g, src + g, group) / static_cast<float>(group) + eps);
+        for (int64_t i = 0; i < group; ++i) dst[g + i] = src[g + i] * scale * w[static_cast<size_t>(i)];
+      }
+    });
+  }
+
+  void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override {
+    if (x.cols() != w.in_features() || y.cols() != w.out_features() || x.rows() != y.rows()) {
+      throw Error(fmt::format("internal: matmul '{}' [{}, {}] with x [{}, {}] -> y [{}, {}]", w.info().name,
+                              w.in_features(), w.out_features(), x.rows(), x.cols(), y.rows(), y.cols()));
+    }
+    const Avx2Weight& weight = wt(w);
+    const int64_t n = x.rows(), in = w.in_features();
+    const ActivationFormat format = avx2::activation_format(w.type());
+    // The activations once per matmul in the kernel's format: xq [n][x_stride bytes].
+    const uint8_t* xq = reinterpret_cast<const uint8_t*>(act(x).row(0));
+    size_t x_stride = static_cast<size_t>(in) * sizeof(float);
+    if (format != ActivationFormat::F32) {
+      x_stride = avx2::activation_row_bytes(format, in);
+      if (scratch_.size() < x_stride * static_cast<size_t>(n)) scratch_.resize(x_stride * static_cast<size_t>(n));
+      uint8_t* dst = scratch_.data();
+      for_rows(n, in, [&](int64_t t) { avx2::quantize_activation_row(format, act(x).row(t), dst + t * x_stride, in); });
+      xq = dst;
+    }
+    const float* b = bias != nullptr ? wt(*bias).dense.data() : nullptr;
+    pool_.parallel_for(w.out_features(), [&](int64_t o_begin, int64_t o_end) {
+      float result[avx2::kMaxTileRows];
+      for (int64_t block = o_begin; block < o_end; block += kOutputRowBlock) {
+        const int64_t block_end = std::min(o_end, block + kOutputRowBlock);
+        for (int64_t t = 0; t < n; t += avx2::kMaxTileRows) {
+          const int tile = static_cast<int>(std::min<int64_t>(avx2::kMaxTileRows, n - t));
+          for (int64_t o = block; o < block_end; ++o) {
+            weight.kernel(weight.row(o), xq + t * x_stride, x_stride, tile, in, result);
+            const float offset = b != nullptr ? b[o] : 0.0f;
+            for (int r = 0; r < tile; ++r) act(y).row(t + r)[o] = result[r] + offset;
+          }
+        }
+      }
+    });
+  }
+
+  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
+    const int64_t half = head_dim / 2, n = x.rows();
+    // cos/sin per (row, pair): [n, half] each, computed as the reference does (float pow/cos/sin).
+    rope_cos_.resize(static_cast<size_t>(n * half));
+    rope_sin_.resize(static_cast<size_t>(n * half));
+    for (int64_t t = 0; t < n; ++t) {
+      const float pos = static_cast<float>(pos0 + t);
+      for (int64_t i = 0; i < half; ++i) {
+        const float theta = pos * std::pow(freq_base, -2.0f * static_cast<float>(i) / static_cast<float>(head_dim));
+        rope_cos_[static_cast<size_t>(t * half + i)] = std::cos(theta);
+        rope_sin_[static_cast<size_t>(t * half + i)] = std::sin(theta);
+      }
+    }
+    for_rows(n, x.cols(), [&](int64_t t) {
+      const float* cos_t = rope_cos_.data() + t * half;
+      const float* sin_t = rope_sin_.data() + t * half;
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* a = act(x).row(t) + h * head_dim;
+        float* b = a + half;
+        int64_t i = 0;
+        for (; i + 8 <= half; i += 8) {
+          const __m256 va = _mm256_loadu_ps(a + i), vb = _mm256_loadu_ps(b + i);
+          const __m256 c = _mm256_loadu_ps(cos_t + i), s = _mm256_loadu_ps(sin_t + i);
+          _mm256_storeu_ps(a + i, _mm256_fmsub_ps(va, c, _mm256_mul_ps(vb, s)));
+          _mm256_storeu_ps(b + i, _mm256_fmadd_ps(va, s, _mm256_mul_ps(vb, c)));
+        }
+        for (; i < half; ++i) {
+          const float va = a[i], vb = b[i];
+          a[i] = va * cos_t[i] - vb * sin_t[i];
+          b[i] = va * sin_t[i] + vb * cos_t[i];
+        }
+      }
+    });
+  }
+
+  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
+    auto& c = static_cast<Avx2KvCache&>(cache);
+    if (k.cols() != c.width || v.cols() != c.width || pos0 + k.rows() > c.n_ctx()) {
+      throw Error("internal: store_kv out of range");
+    }
+    for_rows(k.rows(), 2 * k.cols(), [&](int64_t t) {
+      c.store(c.k, pos0 + t, act(k).row(t));
+      c.store(c.v, pos0 + t, act(v).row(t));
+    });
+  }
+
+  // Online softmax over key tiles (no [n, n_keys] score matrix): one work item per (query row,
+  // kv head), which serves the n_head / n_head_kv query heads sharing that kv head.
+  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                 Activation& out) override {
+    const auto& c = static_cast<const Avx2KvCache&>(cache);
+    const int64_t d = shape.head_dim, group = shape.n_head / shape.n_head_kv;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    pool_.parallel_for(q.rows() * shape.n_head_kv, [&](int64_t item_begin, int64_t item_end) {
+      std::vector<float> keys(static_cast<size_t>(kKeyTile * d)), values(static_cast<size_t>(kKeyTile * d));
+      std::vector<float> scores(static_cast<size_t>(group * kKeyTile));
+      std::vector<float> acc(static_cast<size_t>(group * d)), running_max(static_cast<size_t>(group));
+      std::vector<float> denom(static_cast<size_t>(group));
+      for (int64_t item = item_begin; item < item_end; ++item) {
+        const int64_t t = item / shape.n_head_kv, kv_head = item % shape.n_head_kv;
+        const int64_t n_keys = pos0 + t + 1;  // causal
+        const float* q_group = act(q).row(t) + kv_head * group * d;  // [group, d]
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
+        std::fill(denom.begin(), denom.end(), 0.0f);
+        for (int64_t p0 = 0; p0 < n_keys; p0 += kKeyTile) {
+          const int64_t tile = std::min(kKeyTile, n_keys - p0);
+          c.load(c.k, p0, tile, kv_head, keys.data());
+          c.load(c.v, p0, tile, kv_head, values.data());
+          for (int64_t h = 0; h < group; ++h) {
+            float* s = scores.data() + h * kKeyTile;
+            float tile_max = -std::numeric_limits<float>::infinity();
+            for (int64_t j = 0; j < tile; ++j) {
+              s[j] = dot(q_group + h * d, keys.data() + j * d, d) * scale;
+              tile_max = std::max(tile_max, s[j]);
+            }
+            const float new_max = std::max(running_max[static_cast<size_t>(h)], tile_max);
+            const float correction = std::exp(running_max[static_cast<size_t>(h)] - new_max);
+            float* acc_h = acc.data() + h * d;
+            float& l = denom[static_cast<size_t>(h)];
+            l *= correction;
+            for (int64_t j = 0; j < tile; ++j) {
+              const float weight = std::exp(s[j] - new_max);
+              l += weight;
+              scale_add(acc_h, j == 0 ? correction : 1.0f, weight, values.data() + j * d, d);
+            }
+            running_max[static_cast<size_t>(h)] = new_max;
+          }
+        }
+        float* out_group = act(out).row(t) + kv_head * group * d;
+        for (int64_t h = 0; h < group; ++h) {
+          const float inv = 1.0f / denom[static_cast<size_t>(h)];
+          for (int64_t i = 0; i < d; ++i) out_group[h * d + i] = acc[static_cast<size_t>(h * d + i)] * inv;
+        }
+      }
+    });
+  }
+
+  void swiglu(const Activation& gate, const Activation& up, Activation& out) override {
+    check_same_shape(gate, up, "swiglu");
+    check_same_shape(gate, out, "swiglu");
+    const float* g = act(gate).data.data();
+    const float* u = act(up).data.data();
+    float* o = act(out).data.data();
+    for_elements(gate.rows() * gate.cols(), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    });
+  }
+
+  void add(Activation& x, const Activation& y) override {
+    check_same_shape(x, y, "add");
+    float* a = act(x).data.data();
+    const float* b = act(y).data.data();
+    for_elements(x.rows() * x.cols(), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) a[i] += b[i];
+    });
+  }
+
+ private:
+  // fn(row) for each of n rows of `cols` elements; on the pool when the work is large enough.
+  template <typename Fn>
+  void for_rows(int64_t n, int64_t cols, Fn&& fn) {
+    auto chunk = [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) fn(r);
+    };
+    if (n > 1 && n * cols >= kParallelElements) {
+      pool_.parallel_for(n, chunk);
+    } else {
+      chunk(0, n);
+    }
+  }
+  template <typename Fn>
+  void for_elements(int64_t n, Fn&& fn) {
+    if (n >= kParallelElements) {
+      pool_.parallel_for(n, fn, 64);
+    } else {
+      fn(0, n);
+    }
+  }
+
+  ThreadPool pool_;
+  std::vector<uint8_t> scratch_;  // quantized activations of the current matmul
+  std::vector<float> rope_cos_, rope_sin_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_avx2_backend(int n_threads) { return std::make_unique<Avx2Backend>(n_threads); }
+
+}  // namespace xelm::cpu

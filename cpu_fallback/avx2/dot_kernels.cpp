@@ -1,0 +1,484 @@
+// dot_kernels.cpp — AVX2 dot products of one weight row with up to kMaxTileRows activation rows,
+// one kernel per weight type, plus the activation quantizers they consume.
+//
+// Quantized weights meet activations quantized to 8 bits (Q8Block32 for the 32-element types, Q8_K
+// with per-16 sums for the K-quants) and multiply as integers (maddubs: u8 × s8 -> pairs of s16,
+// madd: -> s32), scaled to fp32 once per block. Float weights (F32/F16/BF16) use fp32 FMA.
+// Each weight block is decoded once and used for every activation row of the tile.
+#include <algorithm>
+#include <cmath>
+
+#include "cpu_fallback/avx2/kernels.h"
+#include "cpu_fallback/avx2/simd_util.h"
+#include "runtime/quant_blocks.h"
+
+namespace xelm::cpu::avx2 {
+namespace {
+
+using namespace xelm::quant;
+
+// ---- Float weights --------------------------------------------------------------------------
+
+struct F32Weights {
+  using Elem = float;
+  static __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+  static float scalar(float v) { return v; }
+};
+struct F16Weights {
+  using Elem = uint16_t;
+  static __m256 load8(const uint16_t* p) { return half_to_float8(p); }
+  static float scalar(uint16_t v) { return half_to_float(v); }
+};
+struct BF16Weights {
+  using Elem = uint16_t;
+  static __m256 load8(const uint16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static float scalar(uint16_t v) {
+    const uint32_t bits = static_cast<uint32_t>(v) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof(f));
+    return f;
+  }
+};
+
+template <typename W>
+struct FloatKernel {
+  template <int NR>
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
+    const auto* w = reinterpret_cast<const typename W::Elem*>(w_row);
+    const float* xr[NR];
+    __m256 acc0[NR], acc1[NR];
+    for (int r = 0; r < NR; ++r) {
+      xr[r] = reinterpret_cast<const float*>(x + r * x_stride);
+      acc0[r] = _mm256_setzero_ps();
+      acc1[r] = _mm256_setzero_ps();
+    }
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m256 w0 = W::load8(w + i), w1 = W::load8(w + i + 8);
+      for (int r = 0; r < NR; ++r) {
+        acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr[r] + i), acc0[r]);
+        acc1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr[r] + i + 8), acc1[r]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) {
+      float sum = hsum(_mm256_add_ps(acc0[r], acc1[r]));
+      for (int64_t j = i; j < n; ++j) sum += W::scalar(w[j]) * xr[r][j];
+      out[r] = sum;
+    }
+  }
+};
+
+// ---- 32-element blocks × Q8Block32 ------------------------------------------------------------
+// decode() gives the 32 quants as bytes in element order: signed for the symmetric types,
+// unsigned (with an offset m * sum(x)) for Q4_1 / Q5_1.
+
+struct Q4_0Weights {
+  using Block = block_q4_0;
+  static constexpr bool kSigned = true;
+  static __m256i decode(const Block& b) { return _mm256_sub_epi8(unpack_nibbles_16(b.qs), _mm256_set1_epi8(8)); }
+  static float offset(const Block&) { return 0.0f; }
+};
+struct Q4_1Weights {
+  using Block = block_q4_1;
+  static constexpr bool kSigned = false;
+  static __m256i decode(const Block& b) { return unpack_nibbles_16(b.qs); }
+  static float offset(const Block& b) { return half_to_float(b.m); }
+};
+struct Q5_0Weights {
+  using Block = block_q5_0;
+  static constexpr bool kSigned = true;
+  static __m256i decode(const Block& b) {
+    const __m256i high = _mm256_and_si256(bytes_from_bits_32(b.qh), _mm256_set1_epi8(0x10));
+    return _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles_16(b.qs), high), _mm256_set1_epi8(16));
+  }
+  static float offset(const Block&) { return 0.0f; }
+};
+struct Q5_1Weights {
+  using Block = block_q5_1;
+  static constexpr bool kSigned = false;
+  static __m256i decode(const Block& b) {
+    const __m256i high = _mm256_and_si256(bytes_from_bits_32(b.qh), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(unpack_nibbles_16(b.qs), high);
+  }
+  static float offset(const Block& b) { return half_to_float(b.m); }
+};
+struct Q8_0Weights {
+  using Block = block_q8_0;
+  static constexpr bool kSigned = true;
+  static __m256i decode(const Block& b) { return load256(b.qs); }
+  static float offset(const Block&) { return 0.0f; }
+};
+
+template <typename W>
+struct Block32Kernel {
+  template <int NR>
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
+    const auto* blocks = reinterpret_cast<const typename W::Block*>(w_row);
+    const Q8Block32* xb[NR];
+    __m256 acc[NR];
+    float offset_sum[NR];
+    for (int r = 0; r < NR; ++r) {
+      xb[r] = reinterpret_cast<const Q8Block32*>(x + r * x_stride);
+      acc[r] = _mm256_setzero_ps();
+      offset_sum[r] = 0.0f;
+    }
+    const int64_t n_blocks = n / 32;
+    for (int64_t i = 0; i < n_blocks; ++i) {
+      const typename W::Block& b = blocks[i];
+      const __m256i q = W::decode(b);
+      const float d = half_to_float(b.d);
+      // Signed × signed goes through |q| × (x with q's sign), computed once per block.
+      const __m256i q_u8 = W::kSigned ? _mm256_sign_epi8(q, q) : q;
+      for (int r = 0; r < NR; ++r) {
+        const Q8Block32& a = xb[r][i];
+        const __m256i xq = load256(a.qs);
+        const __m256i dot = dot_u8s8(q_u8, W::kSigned ? _mm256_sign_epi8(xq, q) : xq);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * a.d), acc[r]);
+        if constexpr (!W::kSigned) offset_sum[r] += W::offset(b) * a.s;
+      }
+    }
+    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]) + offset_sum[r];
+  }
+};
+
+// ---- K-quants × Q8_K ------------------------------------------------------------------------
+
+inline __m256i shift_right16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(bits)); }
+
+// Scale vector for a 32-byte chunk spanning two 16-element sub-blocks: maddubs lanes 0-7 come from
+// the first sub-block, 8-15 from the second.
+inline __m256i pair_scales(int first, int second) {
+  return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(second)), _mm_set1_epi16(static_cast<int16_t>(first)));
+}
+
+struct Q2_KKernel {
+  template <int NR>
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
+    const auto* blocks = reinterpret_cast<const block_q2_K*>(w_row);
+    const block_q8_K* xb[NR];
+    __m256 acc[NR];
+    for (int r = 0; r < NR; ++r) {
+      xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
+      acc[r] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+      const block_q2_K& b = blocks[i];
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+      __m256i sumi[NR];
+      for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+      for (int half = 0; half < 2; ++half) {
+        const __m256i qs = load256(b.qs + 32 * half);
+        for (int shift = 0; shift < 4; ++shift) {
+          const int chunk = 4 * half + shift;  // elements 32*chunk .. +31
+          const __m256i q = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
+          const __m256i scales = pair_scales(b.scales[2 * chunk] & 15, b.scales[2 * chunk + 1] & 15);
+          for (int r = 0; r < NR; ++r) {
+            const __m256i prod = _mm256_maddubs_epi16(q, load256(xb[r][i].qs + 32 * chunk));
+            sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, scales));
+          }
+        }
+      }
+      const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
+      for (int r = 0; r < NR; ++r) {
+        const block_q8_K& a = xb[r][i];
+        const __m256i min_sum = _mm256_madd_epi16(load256(a.bsums), mins16);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * a.d), acc[r]);
+        acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_set1_ps(dmin * a.d), acc[r]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
+  }
+};
+
+struct Q3_KKernel {
+  template <int NR>
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
+    const auto* blocks = reinterpret_cast<const block_q3_K*>(w_row);
+    const block_q8_K* xb[NR];
+    __m256 acc[NR];
+    for (int r = 0; r < NR; ++r) {
+      xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
+      acc[r] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+      const block_q3_K& b = blocks[i];
+      int8_t scales[16];  // s_j - 32
+      for (int j = 0; j < 16; ++j) {
+        const int low = (b.scales[j % 8] >> (4 * (j / 8))) & 15;
+        const int high = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+        scales[j] = static_cast<int8_t>((low | (high << 4)) - 32);
+      }
+      const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+      const __m256i hmask = load256(b.hmask);
+      __m256i sumi[NR];
+      for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+      for (int half = 0; half < 2; ++half) {
+        const __m256i qs = load256(b.qs + 32 * half);
+        for (int shift = 0; shift < 4; ++shift) {
+          const int chunk = 4 * half + shift;
+          const __m256i low2 = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
+          const __m256i high = _mm256_and_si256(shift_right16(hmask, chunk), _mm256_set1_epi8(1));
+          const __m256i q = _mm256_or_si256(low2, _mm256_slli_epi16(high, 2));  // 0..7, value q - 4
+          const __m256i sc = pair_scales(scales[2 * chunk], scales[2 * chunk + 1]);
+          for (int r = 0; r < NR; ++r) {
+            const __m256i prod = _mm256_maddubs_epi16(q, load256(xb[r][i].qs + 32 * chunk));
+            sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
+          }
+        }
+      }
+      const float d = half_to_float(b.d);
+      for (int r = 0; r < NR; ++r) {
+        const block_q8_K& a = xb[r][i];
+        // sum_j s_j * (q - 4) * x = sum_j s_j * q * x - 4 * sum_j s_j * bsum_j
+        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(a.bsums), scales16), 2);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * a.d), acc[r]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
+  }
+};
+
+// Q4_K / Q5_K 6-bit scales and mins of the 8 sub-blocks of 32, unpacked with 32-bit masks:
+// out[0..1] = scales 0..7 (one byte each), out[2..3] = mins 0..7.
+inline void unpack_k_scales(const uint8_t* packed, uint32_t out[4]) {
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  uint32_t in[3];
+  std::memcpy(in, packed, sizeof(in));
+  out[0] = in[0] & kLow6;
+  out[1] = (in[2] & kLow4) | (((in[0] >> 6) & kLow2) << 4);
+  out[2] = in[1] & kLow6;
+  out[3] = ((in[2] >> 4) & kLow4) | (((in[1] >> 6) & kLow2) << 4);
+}
+
+// Q4_K (kHighBits = false) and Q5_K (true): 8 sub-blocks of 32, x = d*sc*q - dmin*m.
+template <typename Block, bool kHighBits>
+struct Q45_KKernel {
+  template <int NR>
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
+    const auto* blocks = reinterpret_cast<const Block*>(w_row);
+    const block_q8_K* xb[NR];
+    __m256 acc[NR];
+    __m128 acc_min[NR];  // dmin * sum_j m_j * sum(x of sub-block j), subtracted at the end
+    for (int r = 0; r < NR; ++r) {
+      xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
+      acc[r] = _mm256_setzero_ps();
+      acc_min[r] = _mm_setzero_ps();
+    }
+    const __m256i low_nibble = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+      const Block& b = blocks[i];
+      uint32_t unpacked[4];
+      unpack_k_scales(b.scales, unpacked);
+      uint8_t scales[8];
+      std::memcpy(scales, unpacked, sizeof(scales));
+      const __m128i mins8 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(unpacked[3]), static_cast<int>(unpacked[2])));
+      __m256i sumi[NR];
+      for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+      for (int p = 0; p < 4; ++p) {  // elements 64p .. 64p+63: sub-blocks 2p (low nibbles), 2p+1 (high)
+        const __m256i bytes = load256(b.qs + 32 * p);
+        __m256i low = _mm256_and_si256(bytes, low_nibble);
+        __m256i high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibble);
+        if constexpr (kHighBits) {
+          const __m256i qh = load256(b.qh);
+          const __m256i one = _mm256_set1_epi8(1);
+          low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(shift_right16(qh, 2 * p), one), 4));
+          high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(shift_right16(qh, 2 * p + 1), one), 4));
+        }
+        const __m256i scale_low = _mm256_set1_epi16(scales[2 * p]), scale_high = _mm256_set1_epi16(scales[2 * p + 1]);
+        for (int r = 0; r < NR; ++r) {
+          const int8_t* xq = xb[r][i].qs + 64 * p;
+          const __m256i dot_low = _mm256_madd_epi16(_mm256_maddubs_epi16(low, load256(xq)), scale_low);
+          const __m256i dot_high = _mm256_madd_epi16(_mm256_maddubs_epi16(high, load256(xq + 32)), scale_high);
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(dot_low, dot_high));
+        }
+      }
+      const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
+      for (int r = 0; r < NR; ++r) {
+        const block_q8_K& a = xb[r][i];
+        // Sums of x per sub-block of 32 (pairs of the per-16 bsums) times the mins.
+        const __m256i bsums = load256(a.bsums);
+        const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+        const __m128i min_sum = _mm_madd_epi16(sums32, mins8);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * a.d), acc[r]);
+        acc_min[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(min_sum), _mm_set1_ps(dmin * a.d), acc_min[r]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) {
+      __m128 m = _mm_add_ps(acc_min[r], _mm_movehl_ps(acc_min[r], acc_min[r]));
+      m = _mm_add_ss(m, _mm_movehdup_ps(m));
+      out[r] = hsum(acc[r]) - _mm_cvtss_f32(m);
+    }
+  }
+};
+
+struct Q6_KKernel {
+  template <int NR>
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
+    const auto* blocks = reinterpret_cast<const block_q6_K*>(w_row);
+    const block_q8_K* xb[NR];
+    __m256 acc[NR];
+    for (int r = 0; r < NR; ++r) {
+      xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
+      acc[r] = _mm256_setzero_ps();
+    }
+    const __m256i low_nibble = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+      const block_q6_K& b = blocks[i];
+      const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+      __m256i sumi[NR];
+      for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+      for (int half = 0; half < 2; ++half) {
+        const __m256i ql0 = load256(b.ql + 64 * half), ql1 = load256(b.ql + 64 * half + 32);
+        const __m256i qh = load256(b.qh + 32 * half);
+        __m256i q[4];  // elements 128*half + 32c .. +31, values 0..63 (minus 32)
+        q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low_nibble), _mm256_slli_epi16(_mm256_and_si256(qh, two_bits), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low_nibble),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits), 4));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_nibble),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits), 4));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibble),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits), 4));
+        for (int c = 0; c < 4; ++c) {
+          const int j = 8 * half + 2 * c;
+          const __m256i sc = pair_scales(b.scales[j], b.scales[j + 1]);
+          for (int r = 0; r < NR; ++r) {
+            const __m256i prod = _mm256_maddubs_epi16(q[c], load256(xb[r][i].qs + 128 * half + 32 * c));
+            sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
+          }
+        }
+      }
+      const float d = half_to_float(b.d);
+      for (int r = 0; r < NR; ++r) {
+        const block_q8_K& a = xb[r][i];
+        // sum_j s_j * (q - 32) * x = sum_j s_j * q * x - 32 * sum_j s_j * bsum_j
+        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(a.bsums), scales16), 5);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * a.d), acc[r]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
+  }
+};
+
+// Picks the compile-time tile height for a runtime row count.
+template <typename Kernel>
+void dispatch_rows(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int n_rows, int64_t n, float* out) {
+  static_assert(kMaxTileRows == 4);
+  switch (n_rows) {
+    case 1: Kernel::template run<1>(w_row, x, x_stride, n, out); break;
+    case 2: Kernel::template run<2>(w_row, x, x_stride, n, out); break;
+    case 3: Kernel::template run<3>(w_row, x, x_stride, n, out); break;
+    default: Kernel::template run<4>(w_row, x, x_stride, n, out); break;
+  }
+}
+
+// Symmetric 8-bit quantization of n values: returns d with x ≈ d * q, |q| <= 127.
+inline float quantize_symmetric(const float* x, int8_t* q, int n) {
+  float amax = 0.0f;
+  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float d = amax / 127.0f;
+  const float inv_d = amax > 0.0f ? 127.0f / amax : 0.0f;
+  for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::lrintf(x[i] * inv_d));
+  return d;
+}
+
+}  // namespace
+
+ActivationFormat activation_format(GgmlType weight_type) {
+  switch (weight_type) {
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+      return ActivationFormat::Q8Block32;
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+      return ActivationFormat::Q8K;
+    default:
+      return ActivationFormat::F32;
+  }
+}
+
+size_t activation_row_bytes(ActivationFormat format, int64_t n) {
+  switch (format) {
+    case ActivationFormat::Q8Block32: return static_cast<size_t>(n / 32) * sizeof(Q8Block32);
+    case ActivationFormat::Q8K: return static_cast<size_t>(n / QK_K) * sizeof(block_q8_K);
+    case ActivationFormat::F32: break;
+  }
+  return static_cast<size_t>(n) * sizeof(float);
+}
+
+void quantize_activation_row(ActivationFormat format, const float* x, void* dst, int64_t n) {
+  switch (format) {
+    case ActivationFormat::F32:
+      std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case ActivationFormat::Q8Block32: {
+      auto* blocks = static_cast<Q8Block32*>(dst);
+      for (int64_t i = 0; i < n / 32; ++i) {
+        Q8Block32& b = blocks[i];
+        b.d = quantize_symmetric(x + 32 * i, b.qs, 32);
+        int sum = 0;
+        for (int8_t q : b.qs) sum += q;
+        b.s = b.d * static_cast<float>(sum);
+      }
+      return;
+    }
+    case ActivationFormat::Q8K: {
+      auto* blocks = static_cast<block_q8_K*>(dst);
+      for (int64_t i = 0; i < n / QK_K; ++i) {
+        block_q8_K& b = blocks[i];
+        b.d = quantize_symmetric(x + QK_K * i, b.qs, QK_K);
+        for (int j = 0; j < QK_K / 16; ++j) {
+          int sum = 0;
+          for (int k = 0; k < 16; ++k) sum += b.qs[16 * j + k];
+          b.bsums[j] = static_cast<int16_t>(sum);
+        }
+      }
+      return;
+    }
+  }
+}
+
+DotKernel dot_kernel(GgmlType weight_type) {
+  switch (weight_type) {
+    case GgmlType::F32: return &dispatch_rows<FloatKernel<F32Weights>>;
+    case GgmlType::F16: return &dispatch_rows<FloatKernel<F16Weights>>;
+    case GgmlType::BF16: return &dispatch_rows<FloatKernel<BF16Weights>>;
+    case GgmlType::Q4_0: return &dispatch_rows<Block32Kernel<Q4_0Weights>>;
+    case GgmlType::Q4_1: return &dispatch_rows<Block32Kernel<Q4_1Weights>>;
+    case GgmlType::Q5_0: return &dispatch_rows<Block32Kernel<Q5_0Weights>>;
+    case GgmlType::Q5_1: return &dispatch_rows<Block32Kernel<Q5_1Weights>>;
+    case GgmlType::Q8_0: return &dispatch_rows<Block32Kernel<Q8_0Weights>>;
+    case GgmlType::Q2_K: return &dispatch_rows<Q2_KKernel>;
+    case GgmlType::Q3_K: return &dispatch_rows<Q3_KKernel>;
+    case GgmlType::Q4_K: return &dispatch_rows<Q45_KKernel<block_q4_K, false>>;
+    case GgmlType::Q5_K: return &dispatch_rows<Q45_KKernel<block_q5_K, true>>;
+    case GgmlType::Q6_K: return &dispatch_rows<Q6_KKernel>;
+    default: return nullptr;
+  }
+}
+
+void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, half_to_float8(src + i));
+  for (; i < n; ++i) dst[i] = half_to_float(src[i]);
+}
+
+}  // namespace xelm::cpu::avx2

@@ -1,0 +1,44 @@
+// kernels.h — the AVX2 compute kernels behind the AVX2 backend. Declared here without intrinsics;
+// defined only in cpu_fallback/avx2/*.cpp (compiled with -mavx2 -mfma -mf16c), so callers must
+// check cpu_features() before reaching any of them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/ggml_types.h"
+
+namespace xelm::cpu::avx2 {
+
+// Activation block for products with the 32-element weight types: x ≈ d * qs, s = d * sum(qs)
+// (s serves the offset term of Q4_1/Q5_1).
+struct Q8Block32 {
+  float d;
+  float s;
+  int8_t qs[32];
+};
+static_assert(sizeof(Q8Block32) == 40);
+
+// How activations are prepared for a product with a weight type.
+enum class ActivationFormat { F32, Q8Block32, Q8K };
+ActivationFormat activation_format(GgmlType weight_type);
+// Bytes of one prepared activation row of n elements.
+size_t activation_row_bytes(ActivationFormat format, int64_t n);
+// Converts one fp32 row of n elements to `format` (F32: a copy).
+void quantize_activation_row(ActivationFormat format, const float* x, void* dst, int64_t n);
+
+// Most activation rows one kernel call handles (the register tile of prompt processing).
+inline constexpr int kMaxTileRows = 4;
+
+// out[r] = dot(weight row w_row, activation row r) for r < n_rows (1..kMaxTileRows). Activation rows
+// are prepared rows of activation_format(type), x_stride bytes apart; n = elements per row.
+using DotKernel = void (*)(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int n_rows, int64_t n,
+                           float* out);
+// The kernel for a weight type; nullptr if the type has none.
+DotKernel dot_kernel(GgmlType weight_type);
+
+// Converts n floats to IEEE half and back (F16C).
+void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n);
+void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n);
+
+}  // namespace xelm::cpu::avx2

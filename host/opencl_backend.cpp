@@ -1,0 +1,492 @@
+// opencl_backend.cpp — Backend on an OpenCL device. Every op is a kernel from kernels/*.cl enqueued
+// on one in-order queue; nothing waits for the device except synchronize() and read().
+//
+// Memory: activations are fp32 cl::Buffers [capacity, cols]; matrices keep their GGUF bytes (one
+// buffer per row range of at most the max allocation), used in place (CL_MEM_USE_HOST_PTR) on
+// unified memory when the mapped pointer is 4096-aligned and the size a multiple of 64, copied
+// otherwise; vectors (norm weights, biases) are dequantized to fp32 buffers; KV caches are
+// [n_ctx, n_head_kv * head_dim] buffers of F32, F16 or Q8_0.
+// Host data given to a non-blocking write is staged in `staging_` until the next wait. add() is
+// deferred to the next op so that the forward pass's `add; rms_norm` runs as one kernel.
+#include "host/opencl_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include "host/build_options.h"
+#include "host/program_cache.h"
+#include "runtime/error.h"
+
+namespace xelm::opencl {
+namespace {
+
+constexpr uint64_t kMiB = 1024 * 1024;
+constexpr uintptr_t kZeroCopyAlignment = 4096;
+
+// Program files, each built with common.cl prepended.
+constexpr const char* kProgramFiles[] = {"matmul.cl", "get_rows.cl", "norm.cl",      "rope.cl",
+                                         "elementwise.cl", "kv_cache.cl", "attention.cl"};
+
+std::string kernel_type_name(GgmlType type) {
+  std::string name(type_traits(type).name);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name;
+}
+
+bool is_weight_type(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q4_0: case GgmlType::Q4_1:
+    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K:
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return true;
+    case GgmlType::Q8_1: case GgmlType::Q8_K:
+      break;
+  }
+  return false;
+}
+
+// Elements one work-item dequantizes at a time (CHUNK_* in common.cl).
+int64_t chunk_elements(GgmlType type) {
+  const int64_t block = type_traits(type).block_size;
+  return block == 1 ? 1 : 32;
+}
+
+class ClActivation final : public Activation {
+ public:
+  ClActivation(int64_t rows, int64_t cols, cl::Buffer b) : Activation(rows, cols), buffer(std::move(b)) {}
+  cl::Buffer buffer;  // [capacity, cols] f32
+};
+
+class ClWeight final : public Weight {
+ public:
+  struct Piece {
+    cl::Buffer buffer;  // holds rows [row0, row0 + rows) of the tensor, raw GGUF bytes, from byte `offset`
+    uint64_t offset;    // > 0 when the buffer maps the page-aligned region around the rows in place
+    int64_t row0, rows;
+  };
+  explicit ClWeight(const gguf::TensorInfo& info) : Weight(info) {}
+  std::vector<Piece> pieces;  // matrices
+  size_t row_bytes = 0;
+  cl::Buffer dense;           // vectors, as f32 [in_features]
+};
+
+class ClKvCache final : public KvCacheLayer {
+ public:
+  ClKvCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, GgmlType type, cl::Buffer k_buf, cl::Buffer v_buf)
+      : KvCacheLayer(n_ctx, n_head_kv, head_dim, type), k(std::move(k_buf)), v(std::move(v_buf)) {}
+  cl::Buffer k, v;  // [n_ctx, n_head_kv * head_dim] of type()
+};
+
+const cl::Buffer& buf(const Activation& a) { return static_cast<const ClActivation&>(a).buffer; }
+const ClWeight& wt(const Weight& w) { return static_cast<const ClWeight&>(w); }
+
+void check_same_shape(const Activation& a, const Activation& b, const char* op) {
+  if (a.rows() != b.rows() || a.cols() != b.cols()) {
+    throw Error(fmt::format("internal: {} on [{}, {}] and [{}, {}]", op, a.rows(), a.cols(), b.rows(), b.cols()));
+  }
+}
+
+uint64_t max_alloc_cap(const DeviceInfo& info, uint64_t requested) {
+  uint64_t cap = info.max_alloc_bytes;
+  if (const char* env = std::getenv("XELM_OPENCL_MAX_ALLOC_MB"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(env, &end, 10);
+    if (end == env || *end != '\0' || mb == 0) {
+      throw Error(fmt::format("XELM_OPENCL_MAX_ALLOC_MB='{}' is not a positive number of MiB", env));
+    }
+    cap = std::min<uint64_t>(cap, mb * kMiB);
+  }
+  if (requested != 0) cap = std::min(cap, requested);
+  return cap;
+}
+
+class OpenClBackendImpl final : public OpenClBackend {
+ public:
+  OpenClBackendImpl(const DiscoveredDevice& device, const OpenClOptions& options)
+      : device_(device.device),
+        info_(device.info),
+        context_(device_),
+        queue_(context_, device_),
+        tuning_(select_tuning(info_)),
+        options_string_(opencl::build_options(tuning_)),
+        max_alloc_(max_alloc_cap(info_, options.max_alloc_bytes)),
+        cache_(context_, device_, info_, options.cache_dir.value_or(default_kernel_cache_dir())) {
+    for (const char* file : kProgramFiles) {
+      cl::Program program = cache_.build(file, options_string_);
+      std::vector<cl::Kernel> kernels;
+      program.createKernels(&kernels);
+      for (cl::Kernel& k : kernels) kernels_.emplace(k.getInfo<CL_KERNEL_FUNCTION_NAME>(), k);
+    }
+    dummy_ = cl::Buffer(context_, CL_MEM_READ_WRITE, sizeof(float));
+    spdlog::debug("OpenCL: {} on {}, options '{}'", info_.name, info_.platform_name, options_string_);
+  }
+
+  std::string name() const override { return "opencl:" + info_.name; }
+  bool supports(GgmlType weight_type) const override { return is_weight_type(weight_type); }
+  const DeviceInfo& device_info() const override { return info_; }
+  const OpenClCounters& counters() const override { return counters_; }
+  void reset_counters() override { counters_ = {}; }
+  std::string build_options() const override { return options_string_; }
+  const ProgramCacheStats& program_cache_stats() const override { return cache_.stats(); }
+
+  std::unique_ptr<Weight> prepare_weight(const gguf::TensorInfo& tensor) override {
+    if (!is_weight_type(tensor.type)) {
+      throw Error(fmt::format("tensor '{}': type {} is not supported by the OpenCL backend", tensor.name,
+                              type_traits(tensor.type).name));
+    }
+    auto w = std::make_unique<ClWeight>(tensor);
+    try {
+      if (tensor.shape.size() == 1) {
+        std::vector<float> values(static_cast<size_t>(tensor.shape[0]));
+        dequantize_row(tensor.type, tensor.data, values.data(), tensor.shape[0]);
+        w->dense = cl::Buffer(context_, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, values.size() * sizeof(float),
+                              values.data());
+        counters_.bytes_to_device += values.size() * sizeof(float);
+        return w;
+      }
+      w->row_bytes = row_bytes(tensor.type, w->in_features());
+      const int64_t rows = tensor.n_elements() / w->in_features();
+      // In place on unified memory: the buffer maps the page-aligned region around the rows
+      // (CL_MEM_USE_HOST_PTR needs a 4096-aligned pointer and a size that is a multiple of 64; whole
+      // pages satisfy both and stay inside the file mapping), and kernels start at `offset`.
+      const bool in_place = info_.unified_memory && max_alloc_ > 2 * kZeroCopyAlignment;
+      const uint64_t piece_limit = in_place ? max_alloc_ - 2 * kZeroCopyAlignment : max_alloc_;
+      const int64_t rows_per_piece = static_cast<int64_t>(piece_limit / w->row_bytes);
+      if (rows_per_piece < 1) {
+        throw Error(fmt::format("tensor '{}': one row ({} bytes) exceeds the device's max allocation ({} bytes)",
+                                tensor.name, w->row_bytes, max_alloc_));
+      }
+      for (int64_t row0 = 0; row0 < rows; row0 += rows_per_piece) {
+        const int64_t n = std::min(rows_per_piece, rows - row0);
+        const size_t bytes = static_cast<size_t>(n) * w->row_bytes;
+        const uint8_t* host = tensor.data + static_cast<size_t>(row0) * w->row_bytes;
+        if (in_place) {
+          const uintptr_t address = reinterpret_cast<uintptr_t>(host);
+          const uintptr_t page = address & ~(kZeroCopyAlignment - 1);
+          const size_t offset = address - page;
+          const size_t span = (offset + bytes + kZeroCopyAlignment - 1) & ~(kZeroCopyAlignment - 1);
+          try {
+            w->pieces.push_back({cl::Buffer(context_, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, span,
+                                            reinterpret_cast<void*>(page)),
+                                 offset, row0, n});
+            counters_.weight_bytes_zero_copy += bytes;
+            continue;
+          } catch (const cl::Error& e) {
+            spdlog::debug("tensor '{}': in-place buffer refused ({}), copying", tensor.name, e.err());
+          }
+        }
+        w->pieces.push_back({cl::Buffer(context_, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes,
+                                        const_cast<uint8_t*>(host)),
+                             0, row0, n});
+        counters_.bytes_to_device += bytes;
+        counters_.weight_bytes_copied += bytes;
+      }
+    } catch (const cl::Error& e) {
+      throw Error(fmt::format("tensor '{}': OpenCL buffer creation failed on {}: {} ({})", tensor.name, info_.name,
+                              e.what(), e.err()));
+    }
+    return w;
+  }
+
+  std::unique_ptr<Activation> new_activation(int64_t rows, int64_t cols) override {
+    return std::make_unique<ClActivation>(rows, cols, new_buffer(static_cast<uint64_t>(rows * cols) * sizeof(float),
+                                                                 "activation"));
+  }
+
+  std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
+                                             GgmlType type) override {
+    if (type != GgmlType::F32 && type != GgmlType::F16 && type != GgmlType::Q8_0) {
+      throw Error(fmt::format("KV cache type {} is not supported (use f16, f32 or q8_0)", type_traits(type).name));
+    }
+    if (head_dim > kMaxHeadDim || head_dim % 2 != 0) {
+      throw Error(fmt::format("head_dim {} is not supported by the OpenCL attention kernels (even, at most {})",
+                              head_dim, kMaxHeadDim));
+    }
+    const uint64_t bytes = static_cast<uint64_t>(n_ctx) * row_bytes(type, n_head_kv * head_dim);
+    return std::make_unique<ClKvCache>(n_ctx, n_head_kv, head_dim, type, new_buffer(bytes, "KV cache"),
+                                       new_buffer(bytes, "KV cache"));
+  }
+
+  void write(Activation& dst, std::span<const float> src) override {
+    flush_pending_add();
+    if (static_cast<int64_t>(src.size()) != dst.rows() * dst.cols()) throw Error("internal: write size mismatch");
+    upload(buf(dst), src.data(), src.size_bytes());
+  }
+
+  void read(const Activation& src, std::span<float> dst) override {
+    flush_pending_add();
+    if (static_cast<int64_t>(dst.size()) != src.rows() * src.cols()) throw Error("internal: read size mismatch");
+    guarded("read", [&] { queue_.enqueueReadBuffer(buf(src), CL_TRUE, 0, dst.size_bytes(), dst.data()); });
+    ++counters_.blocking_syncs;
+    counters_.bytes_from_device += dst.size_bytes();
+    staging_.clear();
+  }
+
+  void synchronize() override {
+    flush_pending_add();
+    guarded("finish", [&] { queue_.finish(); });
+    ++counters_.blocking_syncs;
+    staging_.clear();
+  }
+
+  void copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) override {
+    flush_pending_add();
+    if (src.cols() != dst.cols() || src_row + n > src.rows() || dst_row + n > dst.rows()) {
+      throw Error("internal: copy_rows out of range");
+    }
+    const size_t row = static_cast<size_t>(src.cols()) * sizeof(float);
+    guarded("copy_rows", [&] {
+      queue_.enqueueCopyBuffer(buf(src), buf(dst), static_cast<size_t>(src_row) * row,
+                               static_cast<size_t>(dst_row) * row, static_cast<size_t>(n) * row);
+    });
+    ++counters_.buffer_copies;
+  }
+
+  void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override {
+    flush_pending_add();
+    const ClWeight& w = wt(table);
+    if (out.cols() != w.in_features() || static_cast<int64_t>(tokens.size()) != out.rows()) {
+      throw Error("internal: get_rows shape mismatch");
+    }
+    if (token_buffer_capacity_ < tokens.size()) {
+      token_buffer_ = new_buffer(tokens.size() * sizeof(int32_t), "token ids");
+      token_buffer_capacity_ = tokens.size();
+    }
+    upload(token_buffer_, tokens.data(), tokens.size_bytes());
+    const std::string kernel = "kernel_get_rows_" + kernel_type_name(table.type()) + "_f32";
+    const size_t chunks = static_cast<size_t>(w.in_features() / chunk_elements(table.type()));
+    for (const ClWeight::Piece& p : w.pieces) {
+      launch(kernel, cl::NDRange(chunks, tokens.size()), cl::NullRange, p.buffer, cl_ulong{p.offset}, cl_ulong{w.row_bytes},
+             cl_int(w.in_features()), cl_int(p.row0), cl_int(p.rows), token_buffer_, buf(out));
+    }
+  }
+
+  // A pending `x += y` on this x is fused into the norm (one launch instead of two).
+  void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override {
+    check_same_shape(x, out, "rms_norm");
+    const int64_t group = weight.in_features();
+    if (group == 0 || x.cols() % group != 0) throw Error("internal: rms_norm weight does not divide the row");
+    const size_t wg = static_cast<size_t>(norm_wg());
+    const cl::NDRange global(wg * static_cast<size_t>(x.cols() / group), static_cast<size_t>(x.rows()));
+    if (pending_add_ && (*pending_add_)() == buf(x)() && buf(out)() != buf(x)() &&
+        pending_add_elements_ == static_cast<size_t>(x.rows() * x.cols())) {
+      const cl::Buffer y = std::move(*pending_add_y_);
+      pending_add_.reset();
+      pending_add_y_.reset();
+      launch("kernel_add_rms_norm_f32", global, cl::NDRange(wg, 1), buf(x), y, wt(weight).dense, buf(out),
+             cl_int(x.cols()), cl_int(group), cl_float(eps));
+      return;
+    }
+    flush_pending_add();
+    launch("kernel_rms_norm_f32", global, cl::NDRange(wg, 1), buf(x), wt(weight).dense, buf(out), cl_int(x.cols()),
+           cl_int(group), cl_float(eps));
+  }
+
+  void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override {
+    flush_pending_add();
+    if (x.cols() != w.in_features() || y.cols() != w.out_features() || x.rows() != y.rows()) {
+      throw Error(fmt::format("internal: matmul '{}' [{}, {}] with x [{}, {}] -> y [{}, {}]", w.info().name,
+                              w.in_features(), w.out_features(), x.rows(), x.cols(), y.rows(), y.cols()));
+    }
+    const ClWeight& cw = wt(w);
+    const std::string kernel = "kernel_matmul_" + kernel_type_name(w.type()) + "_f32";
+    const size_t wg = static_cast<size_t>(matmul_wg());
+    const size_t token_groups = static_cast<size_t>((x.rows() + matmul_tokens() - 1) / matmul_tokens());
+    const cl::Buffer& bias_buffer = bias != nullptr ? wt(*bias).dense : dummy_;
+    for (const ClWeight::Piece& p : cw.pieces) {
+      const size_t row_groups = static_cast<size_t>((p.rows + tuning_.matmul_rows - 1) / tuning_.matmul_rows);
+      launch(kernel, cl::NDRange(wg * row_groups, token_groups), cl::NDRange(wg, 1), p.buffer, cl_ulong{p.offset},
+             cl_ulong{cw.row_bytes},
+             cl_int(w.in_features()), cl_int(p.row0), cl_int(p.rows), buf(x), buf(y), cl_int(y.cols()),
+             cl_int(x.rows()), bias_buffer, cl_int(bias != nullptr));
+    }
+  }
+
+  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
+    flush_pending_add();
+    launch("kernel_rope_neox_f32",
+           cl::NDRange(static_cast<size_t>(head_dim / 2), static_cast<size_t>(n_heads), static_cast<size_t>(x.rows())),
+           cl::NullRange, buf(x), cl_int(x.cols()), cl_int(head_dim), cl_int(pos0), inv_freq(head_dim, freq_base));
+  }
+
+  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
+    flush_pending_add();
+    auto& c = static_cast<ClKvCache&>(cache);
+    const int64_t width = c.n_head_kv() * c.head_dim();
+    if (k.cols() != width || v.cols() != width || k.rows() != v.rows() || pos0 + k.rows() > c.n_ctx()) {
+      throw Error("internal: store_kv out of range");
+    }
+    const int64_t items = c.type() == GgmlType::Q8_0 ? width / 32 : width;
+    launch("kernel_store_kv_" + kernel_type_name(c.type()),
+           cl::NDRange(static_cast<size_t>(items), static_cast<size_t>(k.rows())), cl::NullRange, buf(k), buf(v), c.k,
+           c.v, cl_int(width), cl_int(pos0));
+  }
+
+  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                 Activation& out) override {
+    flush_pending_add();
+    const auto& c = static_cast<const ClKvCache&>(cache);
+    check_same_shape(q, out, "attention");
+    const int64_t n_q = q.rows(), d = shape.head_dim;
+    // Splits over the keys: enough work-groups to fill the device (flash decoding), none when the
+    // query rows and heads already do.
+    const int64_t n_keys = pos0 + n_q;
+    const int64_t max_splits = (n_keys + tuning_.attn_split_len - 1) / tuning_.attn_split_len;
+    const int64_t wanted_groups = 4 * static_cast<int64_t>(info_.compute_units);
+    const int64_t n_splits = std::clamp<int64_t>((wanted_groups + n_q * shape.n_head - 1) / (n_q * shape.n_head), 1,
+                                                 max_splits);
+    const int64_t split_len = (n_keys + n_splits - 1) / n_splits;
+    const size_t part_floats = static_cast<size_t>(n_q * shape.n_head * n_splits * d);
+    if (n_splits > 1 && part_capacity_ < part_floats) {
+      part_acc_ = new_buffer(part_floats * sizeof(float), "attention partials");
+      part_ml_ = new_buffer(part_floats / static_cast<size_t>(d) * 2 * sizeof(float), "attention partials");
+      part_capacity_ = part_floats;
+    }
+    const size_t wg = static_cast<size_t>(attn_wg());
+    launch("kernel_attention_" + kernel_type_name(c.type()) + "_f32",
+           cl::NDRange(wg * static_cast<size_t>(n_splits), static_cast<size_t>(shape.n_head), static_cast<size_t>(n_q)),
+           cl::NDRange(wg, 1, 1), buf(q), c.k, c.v, buf(out), n_splits > 1 ? part_acc_ : dummy_,
+           n_splits > 1 ? part_ml_ : dummy_, cl_int(shape.n_head), cl_int(shape.n_head_kv), cl_int(d), cl_int(pos0),
+           cl_int(split_len), cl_float(1.0f / std::sqrt(static_cast<float>(d))));
+    if (n_splits > 1) {
+      launch("kernel_attention_reduce_f32",
+             cl::NDRange(static_cast<size_t>(d), static_cast<size_t>(shape.n_head), static_cast<size_t>(n_q)),
+             cl::NullRange, part_acc_, part_ml_, buf(out), cl_int(n_splits));
+    }
+  }
+
+  void swiglu(const Activation& gate, const Activation& up, Activation& out) override {
+    flush_pending_add();
+    check_same_shape(gate, up, "swiglu");
+    check_same_shape(gate, out, "swiglu");
+    launch("kernel_swiglu_f32", cl::NDRange(static_cast<size_t>(gate.rows() * gate.cols())), cl::NullRange, buf(gate),
+           buf(up), buf(out));
+  }
+
+  // Deferred until the next op, which fuses it when that op is rms_norm of x (see rms_norm).
+  void add(Activation& x, const Activation& y) override {
+    check_same_shape(x, y, "add");
+    flush_pending_add();
+    pending_add_ = buf(x);
+    pending_add_y_ = buf(y);
+    pending_add_elements_ = static_cast<size_t>(x.rows() * x.cols());
+  }
+
+ private:
+  int matmul_wg() const { return tuning_.matmul_wg; }
+  int matmul_tokens() const { return tuning_.matmul_tokens; }
+  int norm_wg() const { return tuning_.norm_wg; }
+  int attn_wg() const { return tuning_.attn_wg; }
+
+  void flush_pending_add() {
+    if (!pending_add_) return;
+    const cl::Buffer x = std::move(*pending_add_), y = std::move(*pending_add_y_);
+    pending_add_.reset();
+    pending_add_y_.reset();
+    launch("kernel_add_f32", cl::NDRange(pending_add_elements_), cl::NullRange, x, y);
+  }
+
+  template <typename F>
+  void guarded(const char* what, F&& f) {
+    try {
+      f();
+    } catch (const cl::Error& e) {
+      throw Error(fmt::format("OpenCL {} failed on {}: {} ({})", what, info_.name, e.what(), e.err()));
+    }
+  }
+
+  cl::Buffer new_buffer(uint64_t bytes, const char* what) {
+    if (bytes > max_alloc_) {
+      throw Error(fmt::format("{} of {} bytes exceeds the max allocation of {} ({} bytes)", what, bytes, info_.name,
+                              max_alloc_));
+    }
+    cl::Buffer b;
+    guarded("buffer allocation", [&] { b = cl::Buffer(context_, CL_MEM_READ_WRITE, std::max<uint64_t>(bytes, 4)); });
+    return b;
+  }
+
+  // Non-blocking host → device copy; the bytes are staged until the next wait.
+  void upload(const cl::Buffer& dst, const void* src, size_t bytes) {
+    std::vector<uint8_t>& staged = staging_.emplace_back(bytes);
+    std::memcpy(staged.data(), src, bytes);
+    guarded("write", [&] { queue_.enqueueWriteBuffer(dst, CL_FALSE, 0, bytes, staged.data()); });
+    counters_.bytes_to_device += bytes;
+  }
+
+  template <typename... Args>
+  void launch(const std::string& name, const cl::NDRange& global, const cl::NDRange& local, const Args&... args) {
+    const auto it = kernels_.find(name);
+    if (it == kernels_.end()) throw Error(fmt::format("internal: no OpenCL kernel {}", name));
+    cl::Kernel& k = it->second;
+    guarded(name.c_str(), [&] {
+      cl_uint index = 0;
+      (k.setArg(index++, args), ...);
+      queue_.enqueueNDRangeKernel(k, cl::NullRange, global, local);
+    });
+    ++counters_.kernel_launches;
+  }
+
+  // inv_freq[i] = freq_base^(-2i / head_dim), computed as the reference backend does.
+  const cl::Buffer& inv_freq(int64_t head_dim, float freq_base) {
+    auto& slot = inv_freq_[{head_dim, freq_base}];
+    if (slot() == nullptr) {
+      std::vector<float> values(static_cast<size_t>(head_dim / 2));
+      for (size_t i = 0; i < values.size(); ++i) {
+        values[i] = std::pow(freq_base, -2.0f * static_cast<float>(i) / static_cast<float>(head_dim));
+      }
+      guarded("rope table", [&] {
+        slot = cl::Buffer(context_, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, values.size() * sizeof(float),
+                          values.data());
+      });
+      counters_.bytes_to_device += values.size() * sizeof(float);
+    }
+    return slot;
+  }
+
+  cl::Device device_;
+  DeviceInfo info_;
+  cl::Context context_;
+  cl::CommandQueue queue_;  // in order
+  KernelTuning tuning_;
+  std::string options_string_;
+  uint64_t max_alloc_;
+  ProgramCache cache_;
+  std::map<std::string, cl::Kernel> kernels_;
+  cl::Buffer dummy_;  // bound to unused buffer arguments
+  cl::Buffer token_buffer_;
+  size_t token_buffer_capacity_ = 0;
+  cl::Buffer part_acc_, part_ml_;  // split-attention partials
+  size_t part_capacity_ = 0;
+  std::map<std::pair<int64_t, float>, cl::Buffer> inv_freq_;
+  std::deque<std::vector<uint8_t>> staging_;
+  // The deferred `x += y` (buffers held so they outlive their activations), over this many floats.
+  std::optional<cl::Buffer> pending_add_, pending_add_y_;
+  size_t pending_add_elements_ = 0;
+  OpenClCounters counters_;
+};
+
+}  // namespace
+
+std::unique_ptr<OpenClBackend> make_opencl_backend(const OpenClOptions& options) {
+  const DeviceList list = discover_devices();
+  const char* env_device = std::getenv("XELM_OPENCL_DEVICE");
+  const std::string selector = !options.device.empty() || env_device == nullptr ? options.device : env_device;
+  const DiscoveredDevice& device = select_device(list, selector);
+  try {
+    return std::make_unique<OpenClBackendImpl>(device, options);
+  } catch (const cl::Error& e) {
+    throw Error(fmt::format("OpenCL setup on {} failed: {} ({})", device.info.name, e.what(), e.err()));
+  }
+}
+
+}  // namespace xelm::opencl

@@ -1,0 +1,47 @@
+// opencl_backend.h — the OpenCL implementation of Backend: weights uploaded once per tensor
+// (zero-copy on unified memory where the mapping allows it, split into row ranges when a tensor
+// exceeds the device's max allocation), activations and the KV cache in device buffers, one
+// in-order queue with no synchronisation except synchronize() and the blocking read().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "host/device_info.h"
+#include "host/program_cache.h"
+#include "runtime/backend.h"
+
+namespace xelm::opencl {
+
+struct OpenClOptions {
+  std::string device;  // --device: index or name substring; "" = $XELM_OPENCL_DEVICE, else the default choice
+  std::optional<std::string> cache_dir;  // kernel binary cache: nullopt = default_kernel_cache_dir(), "" = off
+  uint64_t max_alloc_bytes = 0;  // cap on one buffer (0 = the device's limit, or $XELM_OPENCL_MAX_ALLOC_MB)
+};
+
+// Work the backend did since the last reset_counters().
+struct OpenClCounters {
+  uint64_t kernel_launches = 0;    // clEnqueueNDRangeKernel calls
+  uint64_t buffer_copies = 0;      // device-side buffer copies (copy_rows)
+  uint64_t blocking_syncs = 0;     // clFinish / blocking reads
+  uint64_t bytes_to_device = 0;    // host → device transfers (weights copied, writes, token ids)
+  uint64_t bytes_from_device = 0;  // device → host transfers (reads)
+  uint64_t weight_bytes_zero_copy = 0;  // weight bytes used in place (CL_MEM_USE_HOST_PTR)
+  uint64_t weight_bytes_copied = 0;     // weight bytes copied into device buffers (0 on unified memory)
+};
+
+class OpenClBackend : public Backend {
+ public:
+  virtual const DeviceInfo& device_info() const = 0;
+  virtual const OpenClCounters& counters() const = 0;
+  virtual void reset_counters() = 0;
+  virtual std::string build_options() const = 0;
+  virtual const ProgramCacheStats& program_cache_stats() const = 0;
+};
+
+// Throws xelm::Error with a one-line message when no platform/device is usable or a kernel fails to build.
+std::unique_ptr<OpenClBackend> make_opencl_backend(const OpenClOptions& options);
+
+}  // namespace xelm::opencl

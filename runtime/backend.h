@@ -1,0 +1,118 @@
+// backend.h — the operations one forward pass needs, implemented once per executor
+// (cpu_fallback/ref: scalar oracle; later cpu_fallback/avx2 and host/ OpenCL).
+//
+// The layer loop lives in runtime/forward.cpp and only calls these. Activations are row-major fp32
+// matrices [rows = tokens in the batch, cols = features] owned by the backend that computes on them;
+// they cross to another backend only through host copies (the forward pass does that where the
+// offload plan changes device). Weights are prepared once per backend (the CPU uses the mmapped
+// bytes in place; a GPU backend uploads or maps them).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "runtime/gguf.h"
+
+namespace xelm {
+
+// A backend-owned fp32 matrix [rows, cols], allocated for up to capacity() rows so one buffer
+// serves every batch size up to it (set_rows picks the rows in use).
+class Activation {
+ public:
+  Activation(int64_t rows, int64_t cols) : rows_(rows), capacity_(rows), cols_(cols) {}
+  virtual ~Activation() = default;
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int64_t capacity() const { return capacity_; }
+  void set_rows(int64_t rows);  // 1 <= rows <= capacity()
+
+ private:
+  int64_t rows_, capacity_, cols_;
+};
+
+// A weight tensor prepared for a backend. For matrices, ggml order: shape [in, out] means `out` rows
+// of `in` contiguous elements; a product computes y[t, o] = sum_i x[t, i] * W[o, i].
+class Weight {
+ public:
+  explicit Weight(const gguf::TensorInfo& info) : info_(&info) {}
+  virtual ~Weight() = default;
+  const gguf::TensorInfo& info() const { return *info_; }
+  GgmlType type() const { return info_->type; }
+  int64_t in_features() const { return info_->shape[0]; }
+  int64_t out_features() const { return info_->shape.size() > 1 ? info_->shape[1] : 1; }
+
+ private:
+  const gguf::TensorInfo* info_;
+};
+
+// Keys and values of one layer for n_ctx positions: [n_ctx, n_head_kv, head_dim] each, stored as
+// `type` (F16 by default; F32 and Q8_0 on request).
+class KvCacheLayer {
+ public:
+  KvCacheLayer(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, GgmlType type)
+      : n_ctx_(n_ctx), n_head_kv_(n_head_kv), head_dim_(head_dim), type_(type) {}
+  virtual ~KvCacheLayer() = default;
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_head_kv() const { return n_head_kv_; }
+  int64_t head_dim() const { return head_dim_; }
+  GgmlType type() const { return type_; }
+
+ private:
+  int64_t n_ctx_, n_head_kv_, head_dim_;
+  GgmlType type_;
+};
+
+// Describes the attention geometry shared by rope/attention calls.
+struct AttentionShape {
+  int64_t n_head;
+  int64_t n_head_kv;
+  int64_t head_dim;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  // Whether this backend can run products with weights of this type (the planner asks before
+  // placing a layer here).
+  virtual bool supports(GgmlType weight_type) const = 0;
+
+  virtual std::unique_ptr<Weight> prepare_weight(const gguf::TensorInfo& tensor) = 0;
+  virtual std::unique_ptr<Activation> new_activation(int64_t rows, int64_t cols) = 0;
+  // type: F32, F16 or Q8_0 (Q8_0 needs head_dim * n_head_kv to be a multiple of 32).
+  virtual std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
+                                                     GgmlType type) = 0;
+
+  // Host transfers of a whole activation (row-major, rows()*cols() floats).
+  virtual void write(Activation& dst, std::span<const float> src) = 0;
+  virtual void read(const Activation& src, std::span<float> dst) = 0;
+
+  // dst rows [dst_row, dst_row + n) = src rows [src_row, src_row + n); same column count.
+  virtual void copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) = 0;
+  // out[t, :] = table row tokens[t] (dequantized). table: [n_embd, n_vocab].
+  virtual void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) = 0;
+  // out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight, for every group of weight.size()
+  // columns (a whole row for the block norms, each head for qwen3's q/k norm). out may alias x.
+  virtual void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) = 0;
+  // y[t, o] = sum_i x[t, i] * W[o, i] (+ bias[o] when given).
+  virtual void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) = 0;
+  // Rotary embedding, NEOX pairing (i, i + head_dim/2), in place, for `n_heads` heads per row;
+  // row t is at position pos0 + t.
+  virtual void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) = 0;
+  // Writes rows of k and v ([n, kv_dim]) at positions pos0 .. pos0+n-1.
+  virtual void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) = 0;
+  // Causal attention of q ([n, n_head*head_dim], row t at position pos0+t) over cache positions
+  // 0 .. pos0+t; softmax scaled by 1/sqrt(head_dim); GQA: query head h reads kv head h / (n_head/n_head_kv).
+  virtual void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                         Activation& out) = 0;
+  // out = silu(gate) * up, element-wise. out may alias gate.
+  virtual void swiglu(const Activation& gate, const Activation& up, Activation& out) = 0;
+  // x += y, element-wise.
+  virtual void add(Activation& x, const Activation& y) = 0;
+  // Waits until all queued work is done (a no-op on synchronous backends).
+  virtual void synchronize() {}
+};
+
+}  // namespace xelm

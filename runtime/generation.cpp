@@ -1,0 +1,106 @@
+// generation.cpp — prefix reuse, the sample/eval loop and its stop conditions.
+#include "runtime/generation.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "runtime/error.h"
+
+namespace xelm {
+
+std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::EndOfGeneration: return "stop";
+    case StopReason::Length: return "length";
+    case StopReason::ContextFull: return "context_full";
+    case StopReason::Cancelled: return "cancelled";
+    case StopReason::Callback: return "stop_sequence";
+  }
+  return "?";
+}
+
+Generator::Generator(Transformer& transformer, const Tokenizer& tokenizer)
+    : transformer_(transformer), tokenizer_(tokenizer) {
+  think_open_ = tokenizer.token_id("<think>");
+  think_close_ = tokenizer.token_id("</think>");
+}
+
+void Generator::reset() {
+  cached_.clear();
+  transformer_.truncate(0);
+}
+
+std::vector<float> Generator::prefill(std::span<const int32_t> prompt, GenerationResult& result) {
+  if (prompt.empty()) throw Error("empty prompt");
+  if (static_cast<int64_t>(prompt.size()) > transformer_.n_ctx()) {
+    throw Error("prompt of " + std::to_string(prompt.size()) + " tokens does not fit the context of " +
+                std::to_string(transformer_.n_ctx()) + " (raise -c)");
+  }
+  // Longest common prefix with the cache; keep at least the last prompt token to re-evaluate,
+  // since its logits are what the first sample needs.
+  size_t common = 0;
+  while (common < cached_.size() && common < prompt.size() && cached_[common] == prompt[common]) ++common;
+  common = std::min(common, prompt.size() - 1);
+  transformer_.truncate(static_cast<int64_t>(common));
+  cached_.resize(common);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<float> logits = transformer_.eval(prompt.subspan(common));
+  result.prompt_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  cached_.assign(prompt.begin(), prompt.end());
+  result.n_prompt = static_cast<int64_t>(prompt.size());
+  result.n_prompt_new = static_cast<int64_t>(prompt.size() - common);
+  return logits;
+}
+
+GenerationResult Generator::generate(std::span<const int32_t> prompt, int64_t n_predict, Sampler& sampler,
+                                     const TokenCallback& on_token, const std::atomic<bool>* cancel) {
+  GenerationResult result;
+  std::vector<float> logits = prefill(prompt, result);
+  sampler.reset();
+  bool in_thinking = false;
+  for (int32_t t : prompt) {
+    sampler.accept(t);
+    if (think_open_ && t == *think_open_) in_thinking = true;
+    if (think_close_ && t == *think_close_) in_thinking = false;
+  }
+  sampler.set_in_thinking(in_thinking);
+
+  const Vocabulary& vocab = tokenizer_.vocab();
+  Utf8Stream stream;
+  const auto start = std::chrono::steady_clock::now();
+  result.stop = StopReason::Length;
+  for (int64_t i = 0; n_predict < 0 || i < n_predict; ++i) {
+    if (cancel != nullptr && cancel->load()) {
+      result.stop = StopReason::Cancelled;
+      break;
+    }
+    const int32_t token = sampler.sample(logits);
+    sampler.accept(token);
+    if (think_open_ && token == *think_open_) sampler.set_in_thinking(true);
+    if (think_close_ && token == *think_close_) sampler.set_in_thinking(false);
+    if (vocab.is_end_of_generation(token)) {
+      result.stop = StopReason::EndOfGeneration;
+      break;
+    }
+    ++result.n_generated;
+    const std::string text = stream.push(vocab.piece(token));
+    result.text += text;
+    if (on_token && !on_token(token, text)) {
+      result.stop = StopReason::Callback;  // the token is not in the cache; the next prefill adds it
+      break;
+    }
+    if (transformer_.n_past() >= transformer_.n_ctx()) {
+      result.stop = StopReason::ContextFull;
+      break;
+    }
+    logits = transformer_.eval(std::span<const int32_t>(&token, 1));
+    cached_.push_back(token);
+  }
+  const std::string rest = stream.flush();
+  result.text += rest;
+  if (!rest.empty() && on_token) on_token(-1, rest);
+  result.generate_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace xelm

@@ -1,0 +1,486 @@
+// test_opencl_backend.cpp — the OpenCL backend against the scalar reference backend: every op on
+// seeded random inputs, every weight type, odd sizes, every KV cache type, the max-allocation split
+// path, the kernel binary cache, and whole synthetic Qwen3/Qwen2 models. Tests that need an OpenCL
+// device skip when none exists; the build-option tests need none.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cpu_fallback/ref/ref_backend.h"
+#include "host/build_options.h"
+#include "host/device_info.h"
+#include "host/opencl_backend.h"
+#include "runtime/error.h"
+#include "runtime/model.h"
+#include "runtime/synthetic_model.h"
+#include "runtime/transformer.h"
+#include "tests/test_util.h"
+
+namespace xelm {
+namespace {
+
+using opencl::OpenClBackend;
+
+const std::vector<GgmlType> kWeightTypes = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
+                                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                                            GgmlType::Q6_K};
+
+std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// A weight tensor with its bytes in a 4096-aligned allocation (so the zero-copy path is taken on
+// unified memory when the size allows it): a matrix [in, out], or a vector [in] when out is 0.
+struct TestTensor {
+  TestTensor(GgmlType type, int64_t in, int64_t out, uint32_t seed, float offset = 0.0f) {
+    const bool vector = out == 0;
+    if (vector) out = 1;
+    const size_t row = row_bytes(type, in);
+    const size_t bytes = row * static_cast<size_t>(out);
+    storage.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096)));
+    std::vector<float> values = random_values(static_cast<size_t>(in * out), seed);
+    for (float& v : values) v += offset;
+    for (int64_t r = 0; r < out; ++r) quantize_row(type, values.data() + r * in, storage.get() + r * row, in);
+    info.name = "test." + std::string(type_traits(type).name);
+    info.type = type;
+    info.shape = vector ? std::vector<int64_t>{in} : std::vector<int64_t>{in, out};
+    info.n_bytes = bytes;
+    info.data = storage.get();
+  }
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> storage;
+  gguf::TensorInfo info;
+};
+
+std::unique_ptr<Activation> upload(Backend& b, int64_t rows, int64_t cols, const std::vector<float>& values) {
+  auto a = b.new_activation(rows, cols);
+  b.write(*a, values);
+  return a;
+}
+
+std::vector<float> download(Backend& b, const Activation& a) {
+  std::vector<float> out(static_cast<size_t>(a.rows() * a.cols()));
+  b.read(a, out);
+  return out;
+}
+
+class OpenClTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (opencl::discover_devices().devices.empty()) return;
+    cache_dir_ = std::make_unique<test::ScratchDir>();
+    opencl::OpenClOptions options;
+    options.cache_dir = cache_dir_->file("kernels");
+    shared_ = opencl::make_opencl_backend(options);
+    std::printf("[opencl] %s, options: %s\n", shared_->name().c_str(), shared_->build_options().c_str());
+  }
+  static void TearDownTestSuite() {
+    shared_.reset();
+    cache_dir_.reset();
+  }
+  void SetUp() override {
+    if (!shared_) GTEST_SKIP() << "no OpenCL platform/device";
+    ref_ = cpu::make_reference_backend();
+  }
+  OpenClBackend& cl() { return *shared_; }
+  Backend& ref() { return *ref_; }
+
+  // y = W x (+ bias) on both backends; returns {opencl, reference}.
+  std::pair<std::vector<float>, std::vector<float>> matmul_both(Backend& b, const TestTensor& w, int64_t tokens,
+                                                                const TestTensor* bias, uint32_t seed) {
+    const int64_t in = w.info.shape[0], out = w.info.shape.size() > 1 ? w.info.shape[1] : 1;
+    const std::vector<float> x = random_values(static_cast<size_t>(tokens * in), seed);
+    std::vector<float> results[2];
+    Backend* backends[2] = {&b, &ref()};
+    for (int i = 0; i < 2; ++i) {
+      auto weight = backends[i]->prepare_weight(w.info);
+      auto bias_weight = bias != nullptr ? backends[i]->prepare_weight(bias->info) : nullptr;
+      auto xa = upload(*backends[i], tokens, in, x);
+      auto ya = backends[i]->new_activation(tokens, out);
+      backends[i]->matmul(*weight, *xa, *ya, bias_weight.get());
+      results[i] = download(*backends[i], *ya);
+    }
+    return {results[0], results[1]};
+  }
+
+  static inline std::unique_ptr<test::ScratchDir> cache_dir_;
+  static inline std::unique_ptr<OpenClBackend> shared_;
+  std::unique_ptr<Backend> ref_;
+};
+
+TEST_F(OpenClTest, MatmulEveryWeightTypeAndShape) {
+  uint32_t seed = 1;
+  for (GgmlType type : kWeightTypes) {
+    const int64_t block = type_traits(type).block_size;
+    // One block per row, several blocks, and (for the float types) an odd width.
+    std::vector<int64_t> widths = {block == 1 ? 32 : block, block == 1 ? 1000 : block * 5};
+    if (block == 1) widths.push_back(67);
+    double worst = 0.0;
+    for (int64_t in : widths) {
+      for (int64_t out : {1, 2, 5, 16, 17}) {
+        for (int64_t tokens : {1, 3, 9, 17}) {
+          TestTensor w(type, in, out, seed++);
+          TestTensor bias(GgmlType::F32, out, 0, seed++);
+          const bool with_bias = out > 1 && tokens % 2 == 1;
+          auto [got, want] = matmul_both(cl(), w, tokens, with_bias ? &bias : nullptr, seed++);
+          const double e = test::nmse(got, want);
+          worst = std::max(worst, e);
+          ASSERT_LT(e, 1e-10) << type_traits(type).name << " in " << in << " out " << out << " tokens " << tokens;
+        }
+      }
+    }
+    std::printf("[opencl] matmul %-5s worst NMSE %.3g\n", std::string(type_traits(type).name).c_str(), worst);
+  }
+}
+
+TEST_F(OpenClTest, GetRowsEveryWeightType) {
+  for (GgmlType type : kWeightTypes) {
+    const int64_t block = type_traits(type).block_size;
+    const int64_t in = block == 1 ? 37 : block * 3, vocab = 11;
+    TestTensor table(type, in, vocab, 7);
+    const std::vector<int32_t> tokens = {3, 0, 10, 3, 7};
+    std::vector<float> results[2];
+    Backend* backends[2] = {&cl(), &ref()};
+    for (int i = 0; i < 2; ++i) {
+      auto w = backends[i]->prepare_weight(table.info);
+      auto out = backends[i]->new_activation(static_cast<int64_t>(tokens.size()), in);
+      backends[i]->get_rows(*w, tokens, *out);
+      results[i] = download(*backends[i], *out);
+    }
+    EXPECT_LT(test::nmse(results[0], results[1]), 1e-12) << type_traits(type).name;
+  }
+}
+
+TEST_F(OpenClTest, RmsNormWholeRowsAndPerHead) {
+  for (int64_t rows : {1, 4, 17}) {
+    for (auto [cols, group] : {std::pair<int64_t, int64_t>{1, 1}, {100, 100}, {1000, 1000}, {96, 32}, {257, 257}}) {
+      const std::vector<float> x = random_values(static_cast<size_t>(rows * cols), 3, 2.0f);
+      TestTensor weight(GgmlType::F32, group, 0, 4, 1.0f);
+      std::vector<float> results[2];
+      Backend* backends[2] = {&cl(), &ref()};
+      for (int i = 0; i < 2; ++i) {
+        auto w = backends[i]->prepare_weight(weight.info);
+        auto xa = upload(*backends[i], rows, cols, x);
+        backends[i]->rms_norm(*xa, *w, 1e-6f, *xa);  // in place, as the forward pass does for q/k
+        results[i] = download(*backends[i], *xa);
+      }
+      EXPECT_LT(test::nmse(results[0], results[1]), 1e-12) << rows << "x" << cols << " group " << group;
+    }
+  }
+}
+
+TEST_F(OpenClTest, RopeAtLargePositions) {
+  for (auto [heads, head_dim, pos0] : {std::tuple<int64_t, int64_t, int64_t>{1, 2, 0}, {4, 64, 3}, {3, 128, 4000}}) {
+    const int64_t rows = 5, cols = heads * head_dim;
+    const std::vector<float> x = random_values(static_cast<size_t>(rows * cols), 5);
+    std::vector<float> results[2];
+    Backend* backends[2] = {&cl(), &ref()};
+    for (int i = 0; i < 2; ++i) {
+      auto xa = upload(*backends[i], rows, cols, x);
+      backends[i]->rope(*xa, heads, head_dim, pos0, 1000000.0f);
+      results[i] = download(*backends[i], *xa);
+    }
+    EXPECT_LT(test::nmse(results[0], results[1]), 1e-10) << heads << "x" << head_dim << " at " << pos0;
+  }
+}
+
+TEST_F(OpenClTest, SwigluAddCopyRows) {
+  const int64_t rows = 3, cols = 101;
+  const std::vector<float> a = random_values(rows * cols, 8, 3.0f), b = random_values(rows * cols, 9);
+  std::vector<float> results[2];
+  Backend* backends[2] = {&cl(), &ref()};
+  for (int i = 0; i < 2; ++i) {
+    auto ga = upload(*backends[i], rows, cols, a);
+    auto ub = upload(*backends[i], rows, cols, b);
+    backends[i]->swiglu(*ga, *ub, *ga);
+    backends[i]->add(*ga, *ub);
+    auto last = backends[i]->new_activation(2, cols);
+    backends[i]->copy_rows(*ga, 1, *last, 0, 2);
+    results[i] = download(*backends[i], *last);
+  }
+  EXPECT_LT(test::nmse(results[0], results[1]), 1e-12);
+}
+
+// The forward pass's `x += proj; h = rms_norm(x)` runs as one fused kernel, and x keeps the sum.
+TEST_F(OpenClTest, AddThenNormIsOneLaunch) {
+  const int64_t rows = 3, cols = 96;
+  const std::vector<float> a = random_values(rows * cols, 13), b = random_values(rows * cols, 14);
+  TestTensor weight(GgmlType::F32, cols, 0, 15, 1.0f);
+  std::vector<float> results[2];
+  Backend* backends[2] = {&cl(), &ref()};
+  for (int i = 0; i < 2; ++i) {
+    auto w = backends[i]->prepare_weight(weight.info);
+    auto x = upload(*backends[i], rows, cols, a);
+    auto y = upload(*backends[i], rows, cols, b);
+    auto h = backends[i]->new_activation(rows, cols);
+    if (i == 0) cl().reset_counters();
+    backends[i]->add(*x, *y);
+    backends[i]->rms_norm(*x, *w, 1e-6f, *h);
+    if (i == 0) {
+      EXPECT_EQ(cl().counters().kernel_launches, 1u);
+    }
+    results[i] = download(*backends[i], *h);
+    const std::vector<float> sum = download(*backends[i], *x);
+    results[i].insert(results[i].end(), sum.begin(), sum.end());
+  }
+  EXPECT_LT(test::nmse(results[0], results[1]), 1e-12);
+}
+
+// store_kv of a long history, then attention for prefill rows (causal) and a decode row far into
+// the context (which the backend splits over the keys), for every KV cache type and GQA ratio.
+TEST_F(OpenClTest, AttentionEveryKvTypeDecodeAndPrefill) {
+  for (GgmlType kv_type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0}) {
+    for (auto [n_head, n_head_kv, head_dim] : {std::tuple<int64_t, int64_t, int64_t>{4, 4, 32}, {8, 2, 64}, {2, 1, 128}}) {
+      const AttentionShape shape{n_head, n_head_kv, head_dim};
+      const int64_t kv_width = n_head_kv * head_dim, q_width = n_head * head_dim, n_ctx = 1500;
+      for (auto [history, n_q] : {std::pair<int64_t, int64_t>{0, 7}, {5, 3}, {1400, 1}, {1100, 9}}) {
+        const int64_t n_keys = history + n_q;
+        const std::vector<float> k = random_values(static_cast<size_t>(n_keys * kv_width), 10, 1.0f);
+        const std::vector<float> v = random_values(static_cast<size_t>(n_keys * kv_width), 11);
+        const std::vector<float> q = random_values(static_cast<size_t>(n_q * q_width), 12);
+        std::vector<float> results[2];
+        Backend* backends[2] = {&cl(), &ref()};
+        for (int i = 0; i < 2; ++i) {
+          Backend& b = *backends[i];
+          auto cache = b.new_kv_cache(n_ctx, n_head_kv, head_dim, kv_type);
+          auto ka = upload(b, n_keys, kv_width, k);
+          auto va = upload(b, n_keys, kv_width, v);
+          b.store_kv(*cache, *ka, *va, 0);
+          auto qa = upload(b, n_q, q_width, q);
+          auto out = b.new_activation(n_q, q_width);
+          b.attention(*qa, *cache, history, shape, *out);
+          results[i] = download(b, *out);
+        }
+        const double e = test::nmse(results[0], results[1]);
+        EXPECT_LT(e, kv_type == GgmlType::Q8_0 ? 1e-6 : 1e-10)
+            << type_traits(kv_type).name << " heads " << n_head << "/" << n_head_kv << " dim " << head_dim
+            << " history " << history << " queries " << n_q;
+      }
+    }
+  }
+}
+
+TEST_F(OpenClTest, TensorsAboveTheMaxAllocationAreSplitByRows) {
+  ::setenv("XELM_OPENCL_MAX_ALLOC_MB", "1", 1);
+  opencl::OpenClOptions options;
+  options.cache_dir = cache_dir_->file("kernels");
+  std::unique_ptr<OpenClBackend> small;
+  try {
+    small = opencl::make_opencl_backend(options);
+  } catch (...) {
+    ::unsetenv("XELM_OPENCL_MAX_ALLOC_MB");
+    throw;
+  }
+  ::unsetenv("XELM_OPENCL_MAX_ALLOC_MB");
+  // Q8_0 rows of 256 are 272 bytes: 1 MiB holds 3855 rows, so 9000 rows make three buffers.
+  TestTensor w(GgmlType::Q8_0, 256, 9000, 21);
+  small->reset_counters();
+  auto [got, want] = matmul_both(*small, w, 2, nullptr, 22);
+  EXPECT_EQ(small->counters().kernel_launches, 3u);
+  EXPECT_LT(test::nmse(got, want), 1e-10);
+
+  const std::vector<int32_t> tokens = {0, 3854, 3855, 8999, 7710};
+  std::vector<float> rows[2];
+  Backend* backends[2] = {small.get(), &ref()};
+  for (int i = 0; i < 2; ++i) {
+    auto table = backends[i]->prepare_weight(w.info);
+    auto out = backends[i]->new_activation(static_cast<int64_t>(tokens.size()), 256);
+    backends[i]->get_rows(*table, tokens, *out);
+    rows[i] = download(*backends[i], *out);
+  }
+  EXPECT_LT(test::nmse(rows[0], rows[1]), 1e-12);
+  // A KV cache above the cap is refused with a clear error rather than split.
+  EXPECT_THROW(small->new_kv_cache(100000, 8, 128, GgmlType::F32), Error);
+}
+
+TEST_F(OpenClTest, ProgramCacheHitsAndRebuildsCorruptEntries) {
+  test::ScratchDir dir;
+  opencl::OpenClOptions options;
+  options.cache_dir = dir.file("kernels");
+  const auto first = opencl::make_opencl_backend(options);
+  const int programs = first->program_cache_stats().builds;
+  EXPECT_GT(programs, 0);
+  EXPECT_EQ(first->program_cache_stats().hits, 0);
+
+  const auto second = opencl::make_opencl_backend(options);
+  EXPECT_EQ(second->program_cache_stats().hits, programs);
+  EXPECT_EQ(second->program_cache_stats().builds, 0);
+
+  // Flip a byte in the middle of one cached binary: it is rejected and rebuilt, the rest still hit.
+  opencl::ProgramCache probe(cl::Context(), cl::Device(), second->device_info(), options.cache_dir.value());
+  const std::string path = probe.cache_path("norm.cl", second->build_options());
+  std::vector<uint8_t> bytes = test::read_binary(path);
+  ASSERT_GT(bytes.size(), 64u) << path;
+  bytes[bytes.size() / 2] ^= 0x5a;
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                              static_cast<std::streamsize>(bytes.size()));
+  const auto third = opencl::make_opencl_backend(options);
+  EXPECT_EQ(third->program_cache_stats().rejected, 1);
+  EXPECT_EQ(third->program_cache_stats().builds, 1);
+  EXPECT_EQ(third->program_cache_stats().hits, programs - 1);
+  // The rebuilt program works.
+  TestTensor weight(GgmlType::F32, 8, 0, 1, 1.0f);
+  auto w = third->prepare_weight(weight.info);
+  auto x = upload(*third, 1, 8, random_values(8, 2));
+  third->rms_norm(*x, *w, 1e-6f, *x);
+  EXPECT_GT(test::max_abs_diff(download(*third, *x), std::vector<float>(8, 0.0f)), 0.0f);
+}
+
+TEST_F(OpenClTest, UnknownDeviceSelectorIsAClearError) {
+  opencl::OpenClOptions options;
+  options.device = "no-such-device-xyz";
+  try {
+    opencl::make_opencl_backend(options);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no-such-device-xyz"), std::string::npos) << e.what();
+  }
+}
+
+// Whole models: OpenCL vs reference on synthetic Qwen3 (tied, per-head norms) and Qwen2 (biases).
+class OpenClModelTest : public OpenClTest, public ::testing::WithParamInterface<Architecture> {
+ protected:
+  std::unique_ptr<Model> make_model(GgmlType type) {
+    SyntheticModelSpec spec;
+    spec.arch = GetParam();
+    spec.n_layer = 2;
+    spec.n_embd = 256;
+    spec.n_head = 4;
+    spec.n_head_kv = 2;
+    spec.head_dim = 64;
+    spec.n_ff = 512;
+    spec.n_vocab = 600;
+    spec.n_ctx = 128;
+    spec.tied_output = GetParam() == Architecture::Qwen3;
+    spec.weight_type = type;
+    const std::string path = dir_.file(std::string(type_traits(type).name) + ".gguf");
+    write_synthetic_model(spec, path);
+    return Model::load(path);
+  }
+  test::ScratchDir dir_;
+};
+
+TEST_P(OpenClModelTest, SameGreedyTokensAndCloseLogitsOnF16) {
+  const auto model = make_model(GgmlType::F16);
+  const int64_t n_layer = model->config().n_layer;
+  const TransformerOptions options{.n_ctx = 128, .n_batch = 16};
+  Transformer on_cl(*model, Placement::all_on(cl(), n_layer), options);
+  Transformer on_ref(*model, Placement::all_on(ref(), n_layer), options);
+  const std::vector<int32_t> prompt = {1, 50, 7, 599, 3, 3, 42, 100, 8, 9, 10, 11, 300, 12, 13, 14, 15, 16, 17, 18};
+  std::vector<float> cl_logits = on_cl.eval(prompt, true), ref_logits = on_ref.eval(prompt, true);
+  double worst = test::nmse(cl_logits, ref_logits);
+  std::vector<int32_t> cl_tokens, ref_tokens;
+  for (int step = 0; step < 40; ++step) {
+    const auto argmax = [&](const std::vector<float>& l) {
+      return static_cast<int32_t>(std::max_element(l.end() - model->config().n_vocab, l.end()) - l.begin() -
+                                  (static_cast<int64_t>(l.size()) - model->config().n_vocab));
+    };
+    cl_tokens.push_back(argmax(cl_logits));
+    ref_tokens.push_back(argmax(ref_logits));
+    ASSERT_EQ(cl_tokens, ref_tokens) << "diverged at step " << step;
+    cl().reset_counters();
+    cl_logits = on_cl.eval(std::span<const int32_t>(&cl_tokens.back(), 1));
+    if (step == 0) {
+      const auto& c = cl().counters();
+      std::printf("[opencl] decode: %llu launches, %llu copies, %llu blocking syncs per token (%lld layers)\n",
+                  static_cast<unsigned long long>(c.kernel_launches), static_cast<unsigned long long>(c.buffer_copies),
+                  static_cast<unsigned long long>(c.blocking_syncs), static_cast<long long>(n_layer));
+      EXPECT_EQ(c.blocking_syncs, 1u);
+    }
+    ref_logits = on_ref.eval(std::span<const int32_t>(&ref_tokens.back(), 1));
+    worst = std::max(worst, test::nmse(cl_logits, ref_logits));
+  }
+  std::printf("[opencl] %s F16 logits NMSE (worst over prompt and 40 steps) %.3g\n",
+              std::string(architecture_name(GetParam())).c_str(), worst);
+  EXPECT_LE(worst, 1e-5);
+}
+
+TEST_P(OpenClModelTest, EveryWeightTypeTracksTheReference) {
+  const std::vector<int32_t> prompt = {1, 50, 7, 599, 3, 3, 42, 100, 8};
+  for (GgmlType type : kWeightTypes) {
+    const auto model = make_model(type);
+    const int64_t n_layer = model->config().n_layer;
+    const TransformerOptions options{.n_ctx = 64, .n_batch = 4};
+    Transformer on_cl(*model, Placement::all_on(cl(), n_layer), options);
+    Transformer on_ref(*model, Placement::all_on(ref(), n_layer), options);
+    std::vector<float> got = on_cl.eval(prompt, true), want = on_ref.eval(prompt, true);
+    const int32_t next = 77;
+    const std::vector<float> got_next = on_cl.eval(std::span<const int32_t>(&next, 1));
+    const std::vector<float> want_next = on_ref.eval(std::span<const int32_t>(&next, 1));
+    got.insert(got.end(), got_next.begin(), got_next.end());
+    want.insert(want.end(), want_next.begin(), want_next.end());
+    const double e = test::nmse(got, want);
+    std::printf("[opencl] %s %-5s logits NMSE %.3g\n", std::string(architecture_name(GetParam())).c_str(),
+                std::string(type_traits(type).name).c_str(), e);
+    EXPECT_LT(e, 1e-5) << type_traits(type).name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OpenClModel, OpenClModelTest, ::testing::Values(Architecture::Qwen3, Architecture::Qwen2),
+                         [](const auto& param_info) { return std::string(architecture_name(param_info.param)); });
+
+// Build options come from a DeviceInfo alone: an Iris Xe fixture needs no device.
+opencl::DeviceInfo iris_xe_fixture() {
+  opencl::DeviceInfo d;
+  d.platform_name = "Intel(R) OpenCL Graphics";
+  d.name = "Intel(R) Iris(R) Xe Graphics";
+  d.vendor = "Intel(R) Corporation";
+  d.vendor_id = 0x8086;
+  d.type = opencl::DeviceType::Gpu;
+  d.compute_units = 96;
+  d.max_work_group_size = 512;
+  d.local_memory_bytes = 64 * 1024;
+  d.unified_memory = true;
+  d.fp16 = true;
+  d.intel_ip_version = (12u << 22) | (0u << 14);  // Xe-LP 12.0 (Tiger Lake)
+  return d;
+}
+
+TEST(OpenClBuildOptions, TuningTableChoosesTheMostSpecificRow) {
+  const opencl::DeviceInfo xe = iris_xe_fixture();
+  EXPECT_EQ(opencl::device_architecture(xe), "gen12lp");
+  const auto row = [](const std::string& vendor, const std::string& arch) {
+    for (const opencl::TuningEntry& e : opencl::tuning_table()) {
+      if (e.vendor == vendor && e.architecture == arch && e.device.empty()) return e.tuning;
+    }
+    ADD_FAILURE() << "no tuning row " << vendor << "/" << arch;
+    return opencl::KernelTuning{};
+  };
+  const opencl::KernelTuning t = opencl::select_tuning(xe);
+  EXPECT_EQ(t.matmul_tokens, row("intel", "gen12lp").matmul_tokens);
+  EXPECT_EQ(t.attn_split_len, row("intel", "gen12lp").attn_split_len);
+  EXPECT_NE(t.attn_split_len, row("intel", "").attn_split_len);  // the rows differ, so the choice shows
+  const std::string options = opencl::build_options(t);
+  EXPECT_NE(options.find("-DMATMUL_WG=" + std::to_string(t.matmul_wg) + " "), std::string::npos) << options;
+  EXPECT_EQ(options.find("fast-relaxed-math"), std::string::npos) << options;
+
+  opencl::DeviceInfo tiny = xe;
+  tiny.max_work_group_size = 8;
+  tiny.intel_ip_version = 0;
+  tiny.name = "Some GPU";
+  const opencl::KernelTuning fitted = opencl::select_tuning(tiny);
+  EXPECT_EQ(fitted.matmul_wg, 8);
+  EXPECT_EQ(fitted.attn_wg, 8);
+
+  opencl::DeviceInfo cpu = xe;
+  cpu.type = opencl::DeviceType::Cpu;
+  EXPECT_EQ(opencl::device_architecture(cpu), "cpu");
+  EXPECT_EQ(opencl::select_tuning(cpu).matmul_rows, row("", "cpu").matmul_rows);
+  EXPECT_EQ(opencl::select_tuning(cpu).matmul_wg, row("", "cpu").matmul_wg);
+}
+
+}  // namespace
+}  // namespace xelm

@@ -1,0 +1,54 @@
+// engine_options.h — the flags every model-loading command shares (-m, -c, -b, -t, --kv-type, the
+// backend, -ngl / --layers-gpu offload) and the one place that turns them into a loaded model, its
+// backends and a Transformer, so chat, run, perplexity and bench behave the same.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "host/opencl_backend.h"
+#include "runtime/backend.h"
+#include "runtime/model.h"
+#include "runtime/offload_plan.h"
+#include "runtime/sampler.h"
+#include "runtime/transformer.h"
+
+namespace xelm::cli {
+
+struct EngineOptions {
+  std::string model_path;
+  int n_ctx = 4096;
+  int n_batch = 512;
+  int n_threads = 0;            // 0: physical cores
+  std::string kv_type = "f16";
+  std::string backend = "cpu";  // cpu (AVX2 when the CPU has it), ref (scalar reference), opencl (everything on the GPU)
+  std::string n_gpu_layers;     // -ngl: a count or "auto"; "" = by --backend
+  std::string layers_gpu;       // explicit GPU layer list "4-27,30"
+  bool embedding_gpu = false;   // with --layers-gpu: the embedding lookup on the GPU too
+  bool head_cpu = false;        // with --layers-gpu: keep the output head on the CPU
+  std::string device;           // OpenCL device index or name substring
+
+  void add_to(CLI::App& cmd);
+  GgmlType kv_cache_type() const;
+};
+
+// A model ready to evaluate. Members are declared in destruction-safe order.
+struct Engine {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Backend> cpu;
+  std::unique_ptr<opencl::OpenClBackend> gpu;  // null when everything runs on the CPU
+  OffloadPlan plan;
+  std::unique_ptr<Transformer> transformer;
+  std::string description;  // "cpu-avx2", "opencl: <device> (layers 20-27 + head)", ...
+};
+
+Engine load_engine(const EngineOptions& options);
+
+// --temp, --top-k, --top-p, --min-p, penalties, mirostat and the seed, with llama.cpp's names.
+// seed_flags: "-s,--seed" by default; chat uses "--seed" since -s is its --system.
+void add_sampling_options(CLI::App& cmd, SamplerParams& params, const std::string& seed_flags = "-s,--seed");
+
+}  // namespace xelm::cli
