@@ -246,6 +246,8 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
     r.n_prompt = test.n_prompt;
     r.n_gen = test.n_gen;
     r.test_time = now_iso8601();
+    spdlog::info("{} ngl={}: timing {} (a warm-up run, then up to {} timed runs)", r.backend, r.n_gpu_layers,
+                 r.test_name(), settings.repetitions);
     time_run(transformer, tokens, test, engine.gpu.get());  // warm-up (page faults, caches, kernel builds), excluded
     if (profiled_cpu) profiled_cpu->reset_times();
     if (profiled_gpu) profiled_gpu->reset_times();

@@ -14,7 +14,7 @@ packages=(
   mesa-opencl-icd intel-opencl-icd libigc-tools
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libutf8proc-dev libpcre2-dev libedit-dev
+  libutf8proc-dev libpcre2-dev libedit-dev libcpp-httplib-dev
   python3 python3-pip
   clang libclang-rt-14-dev
 )

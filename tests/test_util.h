@@ -4,6 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -64,18 +67,10 @@ inline double nmse(std::span<const float> a, std::span<const float> reference) {
   return ref > 0.0 ? err / ref : err;
 }
 
-}  // namespace xelm::test
-
-namespace xelm::test {
-
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
-
-}  // namespace xelm::test
-
-namespace xelm::test {
 
 // What a run of the xelm binary printed and returned.
 struct XelmRun {
@@ -94,6 +89,40 @@ inline XelmRun run_xelm(const std::string& args, const ScratchDir& dir, const st
       prefix + " " + std::string(XELM_BINARY_PATH) + " " + args + " <" + in_path + " >" + out_path + " 2>" + err_path;
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out_path), read_text(err_path)};
+}
+
+// Runs `env xelm ARGS` and sends it SIGINT once its stderr contains `trigger` (polled every 20 ms,
+// for at most `patience_s`), so a test of Ctrl-C handling does not depend on how fast the machine is.
+// exit_code is -1 when the process died of a signal or never printed the trigger.
+inline XelmRun run_xelm_interrupted(const std::vector<std::string>& args, const ScratchDir& dir, const std::string& trigger,
+                                    const std::vector<std::string>& env = {}, double patience_s = 120) {
+  const std::string out_path = dir.file("stdout.txt"), err_path = dir.file("stderr.txt");
+  std::vector<std::string> argv_strings = {"env"};
+  argv_strings.insert(argv_strings.end(), env.begin(), env.end());
+  argv_strings.push_back(XELM_BINARY_PATH);
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (std::string& a : argv_strings) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (!std::freopen("/dev/null", "r", stdin) || !std::freopen(out_path.c_str(), "w", stdout) ||
+        !std::freopen(err_path.c_str(), "w", stderr)) {
+      ::_exit(127);
+    }
+    ::execvp("env", argv.data());
+    ::_exit(127);
+  }
+  bool triggered = false;
+  for (int waited_ms = 0; waited_ms < patience_s * 1000 && !triggered; waited_ms += 20) {
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) return {-1, read_text(out_path), read_text(err_path)};
+    triggered = read_text(err_path).find(trigger) != std::string::npos;
+    if (!triggered) ::usleep(20 * 1000);
+  }
+  ::kill(pid, triggered ? SIGINT : SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {triggered && WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out_path), read_text(err_path)};
 }
 
 }  // namespace xelm::test
