@@ -12,7 +12,7 @@ packages=(
   build-essential cmake ninja-build git pkg-config
   ocl-icd-opencl-dev opencl-clhpp-headers opencl-c-headers libclblast-dev pocl-opencl-icd clinfo
   mesa-opencl-icd intel-opencl-icd libigc-tools
-  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
+  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libutf8proc-dev libpcre2-dev libedit-dev libcpp-httplib-dev
   python3 python3-pip
