@@ -1,7 +1,10 @@
-// bench_matvec.cpp — Google Benchmark of the AVX2 backend's matrix-vector product (one token, the
-// decode case) per weight type at the Qwen3-0.6B FFN shapes 1024×3072 and 3072×1024, reporting
-// weight bytes per second (SetBytesProcessed) since decode is bound by reading the weights.
-// Threads: XELM_BENCH_THREADS (default: one per physical core).
+// bench_matvec.cpp — Google Benchmark of the AVX2 backend's products per weight type at the
+// Qwen3-0.6B FFN shapes 1024×3072 and 3072×1024: the matrix-vector product (one token, the decode
+// case) reports weight bytes per second (SetBytesProcessed), since decode is bound by reading the
+// weights; the 64-token matrix-matrix product (prompt processing) reports multiply-adds per second
+// (counter "MAC/s"), since it is bound by arithmetic.
+// Threads: XELM_BENCH_THREADS (default: one per physical core). For A/B comparisons of kernels on a
+// shared machine, XELM_BENCH_THREADS=1 and the CPU-time column are the steadiest figures.
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -18,7 +21,7 @@ namespace {
 
 using xelm::GgmlType;
 
-void BM_Matvec(benchmark::State& state, GgmlType type) {
+void BM_Product(benchmark::State& state, GgmlType type, int64_t n_tokens) {
   const xelm::cpu::CpuFeatures& f = xelm::cpu::cpu_features();
   if (!(f.avx2 && f.fma && f.f16c)) {
     state.SkipWithError("CPU lacks AVX2/FMA/F16C");
@@ -51,26 +54,31 @@ void BM_Matvec(benchmark::State& state, GgmlType type) {
   const char* threads_env = std::getenv("XELM_BENCH_THREADS");
   auto backend = xelm::cpu::make_avx2_backend(threads_env != nullptr ? std::atoi(threads_env) : 0);
   auto weight = backend->prepare_weight(info);
-  auto x = backend->new_activation(1, in), y = backend->new_activation(1, out);
-  for (float& v : values) v = dist(rng);
-  backend->write(*x, values);
+  auto x = backend->new_activation(n_tokens, in), y = backend->new_activation(n_tokens, out);
+  std::vector<float> x_values(static_cast<size_t>(n_tokens * in));
+  for (float& v : x_values) v = dist(rng);
+  backend->write(*x, x_values);
   for (auto _ : state) {
     backend->matmul(*weight, *x, *y, nullptr);
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(bytes.size()));
+  state.counters["MAC/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(in * out * n_tokens),
+                                               benchmark::Counter::kIsRate);
 }
 
 void register_all() {
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
                         GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
                         GgmlType::Q6_K}) {
-    const std::string name = "matvec/" + std::string(xelm::type_traits(type).name);
-    benchmark::RegisterBenchmark(name.c_str(), BM_Matvec, type)
-        ->Args({1024, 3072})
-        ->Args({3072, 1024})
-        ->Unit(benchmark::kMicrosecond)
-        ->UseRealTime();
+    for (const int64_t n_tokens : {1, 64}) {
+      const std::string name = std::string(n_tokens == 1 ? "matvec/" : "matmul64/") + std::string(xelm::type_traits(type).name);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Product, type, n_tokens)
+          ->Args({1024, 3072})
+          ->Args({3072, 1024})
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
   }
 }
 
