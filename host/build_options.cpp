@@ -112,7 +112,7 @@ FastPaths select_fast_paths(const DeviceInfo& info, const KernelTuning& tuning, 
                                                  : info.has_extension("cl_khr_subgroups");
   FastPaths f;
   if (request.empty() || request == "auto") {
-    f.fp16 = info.fp16;
+    f.fp16 = info.fp16 && tuning.fp16_math;
     f.subgroups = subgroups_ok;
     f.int8 = info.integer_dot_product;
   } else if (request != "none") {

@@ -27,6 +27,10 @@ struct KernelTuning {
   int gemm_min_tokens = 0;
   int gemm_scratch_mb = 64;  // bound on the dequantized weight block (rows are taken in blocks)
   int subgroup_size = 0;     // sub-group size to require (intel_reqd_sub_group_size); 0 = the device's
+  // Whether `auto` takes the fp16 path where the device has cl_khr_fp16. Off unless measured to win:
+  // on Gen12LP its float<->half conversions cost +40-60% instructions per matmul kernel
+  // (bench/isa/tgllp.md), and nothing here can run it. `fp16` in the request still forces it.
+  bool fp16_math = false;
 };
 
 // The fast paths a program is built with (-D options), chosen from device features by
@@ -66,7 +70,8 @@ KernelTuning fit_tuning(const DeviceInfo& info, KernelTuning tuning);
 // The largest head_dim the attention kernels accept.
 inline constexpr int kMaxHeadDim = 256;
 
-// The fast paths for this device: every one whose feature the device reports (auto), or as
+// The fast paths for this device: every one whose feature the device reports (auto; fp16 only where
+// the tuning's fp16_math says so), or as
 // `request` says: "auto" or "" (features), "none" (the portable baseline), or a comma list of
 // fp16, subgroups, int8 (forced; fp16 and subgroups still need the feature, int8 runs its
 // written-out dot where the device lacks cl_khr_integer_dot_product). Throws xelm::Error on a

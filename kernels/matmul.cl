@@ -16,6 +16,9 @@
 // kernel_quantize_act_q8 and kernel_matmul_{q8_0,q4_0}_q8 (int8 activations; DP4A with
 // XELM_DOT_INTEL_ASM or XELM_DOT_KHR, else the 4x8-bit dot written out).
 
+// The required sub-group size goes on the int8 kernels only (their inline dp4a is written for that
+// SIMD width); the float kernels keep the compiler's choice (forcing SIMD16 on them sent
+// kernel_matmul_q5_k_f32 to 4 KiB of scratch on tgllp).
 #ifdef XELM_SUBGROUP_SIZE
 #define MATMUL_ATTR __attribute__((intel_reqd_sub_group_size(XELM_SUBGROUP_SIZE)))
 #else
@@ -57,7 +60,7 @@ inline void matmul_finish(float* acc, local float* partial, int lid, int nt, int
 
 
 #define DEFINE_MATMUL(TYPE, CHUNK)                                                                    \
-  MATMUL_ATTR kernel void kernel_matmul_##TYPE##_f32(global const uchar* w_buffer, ulong w_offset,     \
+  kernel void kernel_matmul_##TYPE##_f32(global const uchar* w_buffer, ulong w_offset,                 \
                                                      ulong row_bytes, int n_in, int row0, int n_rows, \
                                                      global const float* x, global float* y,          \
                                                      int n_out, int n_tokens, global const float* bias, \

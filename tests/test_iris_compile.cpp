@@ -5,7 +5,7 @@
 // selected for a recorded Gen12LP device, tests/data/devices/iris_xe_gen12lp.json), for every
 // ocloc target the fixture names (tgllp, adl-p). The compiler sees exactly the fixture's extension
 // list (-cl-ext=-all,+...), and the portable baseline (a device without fp16 or sub-groups, only
-// the OpenCL 1.2 core extensions) is compiled too. The fast paths the Iris Xe gets (fp16,
+// the OpenCL 1.2 core extensions) is compiled too. The fast paths the Iris Xe gets (sub-groups
 // sub-groups of 16, int8 with dp4a) are in its options string, and each is also compiled alone, so a
 // failure names the path; the int8 kernels are disassembled (iga64) to prove dp4a is emitted and
 // nothing spills. Negative controls prove that a kernel using
@@ -250,18 +250,20 @@ TEST_F(IrisCompile, EveryProgramBuildsAsThePortableBaseline) {
   compile_every_program(portable_baseline(), "tgllp");
 }
 
-// The Iris Xe gets every fast path; the baseline none.
-TEST(IrisFixture, SelectsEveryFastPathForIrisXeAndNoneForTheBaseline) {
+// The Iris Xe gets the sub-group and int8 fast paths (fp16 only on request: fp16_math is off in its
+// tuning row); the baseline none.
+TEST(IrisFixture, SelectsTheFastPathsForIrisXeAndNoneForTheBaseline) {
   const DeviceInfo xe = iris_xe().info;
   const opencl::FastPaths f = opencl::select_fast_paths(xe, opencl::select_tuning(xe));
-  EXPECT_TRUE(f.fp16);
+  EXPECT_FALSE(f.fp16);
+  EXPECT_TRUE(opencl::select_fast_paths(xe, opencl::select_tuning(xe), "fp16,subgroups,int8").fp16);
   EXPECT_TRUE(f.subgroups);
   EXPECT_EQ(f.subgroup_size, 16);
   EXPECT_TRUE(f.int8);
   EXPECT_TRUE(f.int8_intel_asm);
   EXPECT_FALSE(f.int8_khr);
   const std::string options = host_options(xe);
-  for (const char* d : {"-DXELM_FP16", "-DXELM_SUBGROUPS", "-DXELM_SUBGROUP_SIZE=16", "-DXELM_INT8", "-DXELM_DOT_INTEL_ASM"}) {
+  for (const char* d : {"-DXELM_SUBGROUPS", "-DXELM_SUBGROUP_SIZE=16", "-DXELM_INT8", "-DXELM_DOT_INTEL_ASM"}) {
     EXPECT_NE(options.find(d), std::string::npos) << d << " missing from " << options;
   }
   EXPECT_EQ(host_options(portable_baseline()).find("XELM_"), std::string::npos) << host_options(portable_baseline());

@@ -664,7 +664,8 @@ TEST(OpenClBuildOptions, FastPathsFollowFeaturesAndRequests) {
   xe.extensions = {"cl_intel_subgroups", "cl_khr_fp16", "cl_khr_integer_dot_product"};
   const opencl::KernelTuning t = opencl::select_tuning(xe);
   const opencl::FastPaths all = opencl::select_fast_paths(xe, t);
-  EXPECT_EQ(all.describe(), "fp16,subgroups16,int8-dp4a-visa");
+  EXPECT_EQ(all.describe(), "subgroups16,int8-dp4a-visa");  // fp16 only where the tuning says fp16_math
+  EXPECT_EQ(opencl::select_fast_paths(xe, t, "fp16,subgroups,int8").describe(), "fp16,subgroups16,int8-dp4a-visa");
   EXPECT_EQ(opencl::select_fast_paths(xe, t, "none").describe(), "none");
   EXPECT_EQ(opencl::select_fast_paths(xe, t, "fp16").describe(), "fp16");
   EXPECT_EQ(opencl::build_options(t, opencl::select_fast_paths(xe, t, "none")), opencl::build_options(t));
