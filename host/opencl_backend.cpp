@@ -8,6 +8,13 @@
 // [n_ctx, n_head_kv * head_dim] buffers of F32, F16 or Q8_0.
 // Host data given to a non-blocking write is staged in `staging_` until the next wait. add() is
 // deferred to the next op so that the forward pass's `add; rms_norm` runs as one kernel.
+//
+// Products: decode and small batches run kernel_matmul_<type>_f32 (matmul.cl), or with the int8
+// fast path kernel_matmul_{q8_0,q4_0}_q8 on activations quantized once per product. From
+// gemm_min_tokens activation rows (tuning table) the prefill GEMM path dequantizes the weight into
+// an f32 scratch matrix, a block of rows at a time (gemm_scratch_mb bounds it), and multiplies it
+// with CLBlast's SGEMM; if CLBlast fails on the device (its kernels do not build, say), the path
+// is switched off with one warning and the kernels above do the work.
 #include "host/opencl_backend.h"
 
 #include <algorithm>
@@ -20,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include <clblast.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -34,8 +42,8 @@ constexpr uint64_t kMiB = 1024 * 1024;
 constexpr uintptr_t kZeroCopyAlignment = 4096;
 
 // Program files, each built with common.cl prepended.
-constexpr const char* kProgramFiles[] = {"matmul.cl", "get_rows.cl", "norm.cl",      "rope.cl",
-                                         "elementwise.cl", "kv_cache.cl", "attention.cl"};
+constexpr const char* kProgramFiles[] = {"matmul.cl",      "get_rows.cl", "norm.cl",      "rope.cl",
+                                         "elementwise.cl", "kv_cache.cl", "attention.cl", "gemm.cl"};
 
 std::string kernel_type_name(GgmlType type) {
   std::string name(type_traits(type).name);
@@ -110,6 +118,25 @@ uint64_t max_alloc_cap(const DeviceInfo& info, uint64_t requested) {
   return cap;
 }
 
+std::string option_or_env(const std::optional<std::string>& option, const char* env, const char* fallback) {
+  if (option) return *option;
+  const char* value = std::getenv(env);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+int gemm_threshold(const std::optional<int>& option, int table) {
+  if (option) return std::max(0, *option);
+  if (const char* env = std::getenv("XELM_OPENCL_GEMM_MIN_TOKENS"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (end == env || *end != '\0' || n < 0 || n > 1000000) {
+      throw Error(fmt::format("XELM_OPENCL_GEMM_MIN_TOKENS='{}' is not a token count (0 = off)", env));
+    }
+    return static_cast<int>(n);
+  }
+  return table;
+}
+
 class OpenClBackendImpl final : public OpenClBackend {
  public:
   OpenClBackendImpl(const DiscoveredDevice& device, const OpenClOptions& options)
@@ -118,7 +145,10 @@ class OpenClBackendImpl final : public OpenClBackend {
         context_(device_),
         queue_(context_, device_),
         tuning_(select_tuning(info_)),
-        options_string_(opencl::build_options(tuning_)),
+        fast_(select_fast_paths(info_, tuning_, option_or_env(options.fast_paths, "XELM_OPENCL_FAST_PATHS", "auto"))),
+        options_string_(opencl::build_options(tuning_, fast_)),
+        gemm_min_tokens_(gemm_threshold(options.gemm_min_tokens, tuning_.gemm_min_tokens)),
+        gemm_fault_(options.gemm_fault_for_testing),
         max_alloc_(max_alloc_cap(info_, options.max_alloc_bytes)),
         cache_(context_, device_, info_, options.cache_dir.value_or(default_kernel_cache_dir())) {
     for (const char* file : kProgramFiles) {
@@ -128,7 +158,8 @@ class OpenClBackendImpl final : public OpenClBackend {
       for (cl::Kernel& k : kernels) kernels_.emplace(k.getInfo<CL_KERNEL_FUNCTION_NAME>(), k);
     }
     dummy_ = cl::Buffer(context_, CL_MEM_READ_WRITE, sizeof(float));
-    spdlog::debug("OpenCL: {} on {}, options '{}'", info_.name, info_.platform_name, options_string_);
+    spdlog::debug("OpenCL: {} on {}, options '{}', fast paths {}, GEMM from {} tokens", info_.name,
+                  info_.platform_name, options_string_, fast_.describe(), gemm_min_tokens_);
   }
 
   std::string name() const override { return "opencl:" + info_.name; }
@@ -138,6 +169,8 @@ class OpenClBackendImpl final : public OpenClBackend {
   void reset_counters() override { counters_ = {}; }
   std::string build_options() const override { return options_string_; }
   const ProgramCacheStats& program_cache_stats() const override { return cache_.stats(); }
+  const FastPaths& fast_paths() const override { return fast_; }
+  int gemm_min_tokens() const override { return gemm_min_tokens_; }
 
   std::unique_ptr<Weight> prepare_weight(const gguf::TensorInfo& tensor) override {
     if (!is_weight_type(tensor.type)) {
@@ -299,16 +332,25 @@ class OpenClBackendImpl final : public OpenClBackend {
                               w.in_features(), w.out_features(), x.rows(), x.cols(), y.rows(), y.cols()));
     }
     const ClWeight& cw = wt(w);
-    const std::string kernel = "kernel_matmul_" + kernel_type_name(w.type()) + "_f32";
+    if (gemm_min_tokens_ > 0 && x.rows() >= gemm_min_tokens_ && gemm_matmul(cw, x, y, bias)) return;
+    const bool int8 = fast_.int8 && (w.type() == GgmlType::Q8_0 || w.type() == GgmlType::Q4_0);
+    if (int8) quantize_activations(x);
+    const std::string kernel = "kernel_matmul_" + kernel_type_name(w.type()) + (int8 ? "_q8" : "_f32");
     const size_t wg = static_cast<size_t>(matmul_wg());
     const size_t token_groups = static_cast<size_t>((x.rows() + matmul_tokens() - 1) / matmul_tokens());
     const cl::Buffer& bias_buffer = bias != nullptr ? wt(*bias).dense : dummy_;
     for (const ClWeight::Piece& p : cw.pieces) {
       const size_t row_groups = static_cast<size_t>((p.rows + tuning_.matmul_rows - 1) / tuning_.matmul_rows);
-      launch(kernel, cl::NDRange(wg * row_groups, token_groups), cl::NDRange(wg, 1), p.buffer, cl_ulong{p.offset},
-             cl_ulong{cw.row_bytes},
-             cl_int(w.in_features()), cl_int(p.row0), cl_int(p.rows), buf(x), buf(y), cl_int(y.cols()),
-             cl_int(x.rows()), bias_buffer, cl_int(bias != nullptr));
+      const cl::NDRange global(wg * row_groups, token_groups), local(wg, 1);
+      if (int8) {
+        launch(kernel, global, local, p.buffer, cl_ulong{p.offset}, cl_ulong{cw.row_bytes}, cl_int(w.in_features()),
+               cl_int(p.row0), cl_int(p.rows), act_q_, act_d_, buf(y), cl_int(y.cols()), cl_int(x.rows()),
+               bias_buffer, cl_int(bias != nullptr));
+      } else {
+        launch(kernel, global, local, p.buffer, cl_ulong{p.offset}, cl_ulong{cw.row_bytes}, cl_int(w.in_features()),
+               cl_int(p.row0), cl_int(p.rows), buf(x), buf(y), cl_int(y.cols()), cl_int(x.rows()), bias_buffer,
+               cl_int(bias != nullptr));
+      }
     }
   }
 
@@ -388,6 +430,70 @@ class OpenClBackendImpl final : public OpenClBackend {
   int norm_wg() const { return tuning_.norm_wg; }
   int attn_wg() const { return tuning_.attn_wg; }
 
+  // Int8 fast path: x quantized per 32-element block into act_q_ (int8) and act_d_ (scales).
+  void quantize_activations(const Activation& x) {
+    const size_t elements = static_cast<size_t>(x.rows() * x.cols());
+    if (act_capacity_ < elements) {
+      act_q_ = new_buffer(elements, "int8 activations");
+      act_d_ = new_buffer(elements / 32 * sizeof(float), "int8 activation scales");
+      act_capacity_ = elements;
+    }
+    launch("kernel_quantize_act_q8", cl::NDRange(static_cast<size_t>(x.cols() / 32), static_cast<size_t>(x.rows())),
+           cl::NullRange, buf(x), act_q_, act_d_, cl_int(x.cols()));
+  }
+
+  // Prefill GEMM path: y = x W^T (+ bias), W dequantized into gemm_scratch_ a block of rows at a time
+  // and multiplied by CLBlast's SGEMM (row major: C[tokens, rows] = A[tokens, in] B[rows, in]^T,
+  // written straight into y's columns of the block). Returns false when CLBlast fails; the path is
+  // then off for this backend, and the caller's kernel recomputes every output.
+  bool gemm_matmul(const ClWeight& w, const Activation& x, Activation& y, const Weight* bias) {
+    const int64_t n_in = w.in_features(), n_out = y.cols(), n_tok = x.rows();
+    const uint64_t row_floats_bytes = static_cast<uint64_t>(n_in) * sizeof(float);
+    const uint64_t budget = std::min<uint64_t>(static_cast<uint64_t>(tuning_.gemm_scratch_mb) * kMiB, max_alloc_);
+    int64_t max_piece_rows = 0;
+    for (const ClWeight::Piece& p : w.pieces) max_piece_rows = std::max(max_piece_rows, p.rows);
+    const int64_t block_rows = std::clamp<int64_t>(static_cast<int64_t>(budget / row_floats_bytes), 1, max_piece_rows);
+    const uint64_t scratch_bytes = static_cast<uint64_t>(block_rows) * row_floats_bytes;
+    if (gemm_scratch_capacity_ < scratch_bytes) {
+      gemm_scratch_ = new_buffer(scratch_bytes, "GEMM weight scratch");
+      gemm_scratch_capacity_ = scratch_bytes;
+    }
+    const std::string dequant = "kernel_dequant_" + kernel_type_name(w.type()) + "_f32";
+    const size_t chunks = static_cast<size_t>(n_in / chunk_elements(w.type()));
+    cl_command_queue queue = queue_();
+    for (const ClWeight::Piece& p : w.pieces) {
+      for (int64_t r0 = 0; r0 < p.rows; r0 += block_rows) {
+        const int64_t nr = std::min(block_rows, p.rows - r0);
+        launch(dequant, cl::NDRange(chunks, static_cast<size_t>(nr)), cl::NullRange, p.buffer, cl_ulong{p.offset},
+               cl_ulong{w.row_bytes}, cl_int(n_in), cl_int(r0), gemm_scratch_);
+        clblast::StatusCode status = clblast::StatusCode::kSuccess;
+        try {
+          status = clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo, clblast::Transpose::kYes,
+                                        static_cast<size_t>(n_tok), static_cast<size_t>(nr), static_cast<size_t>(n_in),
+                                        1.0f, buf(x)(), 0, static_cast<size_t>(n_in), gemm_scratch_(), 0,
+                                        static_cast<size_t>(n_in), 0.0f, buf(y)(), static_cast<size_t>(p.row0 + r0),
+                                        static_cast<size_t>(n_out), &queue, nullptr);
+        } catch (const std::exception& e) {
+          spdlog::debug("CLBlast GEMM threw: {}", e.what());
+          status = clblast::StatusCode::kUnknownError;
+        }
+        if (gemm_fault_) status = clblast::StatusCode::kOpenCLBuildProgramFailure;
+        if (status != clblast::StatusCode::kSuccess) {
+          spdlog::warn("OpenCL: CLBlast GEMM failed on {} (status {}); prefill uses xelm's matmul kernels", info_.name,
+                       static_cast<int>(status));
+          gemm_min_tokens_ = 0;
+          return false;
+        }
+        ++counters_.gemm_calls;
+      }
+    }
+    if (bias != nullptr) {
+      launch("kernel_add_bias_f32", cl::NDRange(static_cast<size_t>(n_out), static_cast<size_t>(n_tok)), cl::NullRange,
+             buf(y), wt(*bias).dense, cl_int(n_out), cl_int(0));
+    }
+    return true;
+  }
+
   void flush_pending_add() {
     if (!pending_add_) return;
     const cl::Buffer x = std::move(*pending_add_), y = std::move(*pending_add_y_);
@@ -458,7 +564,10 @@ class OpenClBackendImpl final : public OpenClBackend {
   cl::Context context_;
   cl::CommandQueue queue_;  // in order
   KernelTuning tuning_;
+  FastPaths fast_;
   std::string options_string_;
+  int gemm_min_tokens_;  // 0 = the GEMM path is off
+  bool gemm_fault_;
   uint64_t max_alloc_;
   ProgramCache cache_;
   std::map<std::string, cl::Kernel> kernels_;
@@ -467,6 +576,10 @@ class OpenClBackendImpl final : public OpenClBackend {
   size_t token_buffer_capacity_ = 0;
   cl::Buffer part_acc_, part_ml_;  // split-attention partials
   size_t part_capacity_ = 0;
+  cl::Buffer act_q_, act_d_;  // int8 activations and their block scales
+  size_t act_capacity_ = 0;   // elements
+  cl::Buffer gemm_scratch_;   // dequantized weight rows, f32
+  uint64_t gemm_scratch_capacity_ = 0;
   std::map<std::pair<int64_t, float>, cl::Buffer> inv_freq_;
   std::deque<std::vector<uint8_t>> staging_;
   // The deferred `x += y` (buffers held so they outlive their activations), over this many floats.

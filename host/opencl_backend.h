@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "host/build_options.h"
 #include "host/device_info.h"
 #include "host/program_cache.h"
 #include "runtime/backend.h"
@@ -19,6 +20,12 @@ struct OpenClOptions {
   std::string device;  // --device: index or name substring; "" = $XELM_OPENCL_DEVICE, else the default choice
   std::optional<std::string> cache_dir;  // kernel binary cache: nullopt = default_kernel_cache_dir(), "" = off
   uint64_t max_alloc_bytes = 0;  // cap on one buffer (0 = the device's limit, or $XELM_OPENCL_MAX_ALLOC_MB)
+  // Kernel fast paths (select_fast_paths): nullopt = $XELM_OPENCL_FAST_PATHS, else "auto".
+  std::optional<std::string> fast_paths;
+  // Activation rows from which matmul takes the prefill GEMM path (dequantize + CLBlast GEMM);
+  // nullopt = $XELM_OPENCL_GEMM_MIN_TOKENS, else the tuning table's; 0 = never.
+  std::optional<int> gemm_min_tokens;
+  bool gemm_fault_for_testing = false;  // every CLBlast call reports failure (tests of the fallback)
 };
 
 // Work the backend did since the last reset_counters().
@@ -30,6 +37,7 @@ struct OpenClCounters {
   uint64_t bytes_from_device = 0;  // device → host transfers (reads)
   uint64_t weight_bytes_zero_copy = 0;  // weight bytes used in place (CL_MEM_USE_HOST_PTR)
   uint64_t weight_bytes_copied = 0;     // weight bytes copied into device buffers (0 on unified memory)
+  uint64_t gemm_calls = 0;              // CLBlast GEMM calls (prefill GEMM path)
 };
 
 class OpenClBackend : public Backend {
@@ -39,6 +47,9 @@ class OpenClBackend : public Backend {
   virtual void reset_counters() = 0;
   virtual std::string build_options() const = 0;
   virtual const ProgramCacheStats& program_cache_stats() const = 0;
+  virtual const FastPaths& fast_paths() const = 0;
+  // The prefill GEMM threshold in force (0: off, or CLBlast failed on this device).
+  virtual int gemm_min_tokens() const = 0;
 };
 
 // Throws xelm::Error with a one-line message when no platform/device is usable or a kernel fails to build.

@@ -2,6 +2,24 @@
 // element loads of the float types and the dequantization of one "chunk" of every ggml weight type.
 // Portable baseline: OpenCL C 1.2, no fp16 arithmetic, no sub-groups, no double.
 //
+// Fast paths, each switched on by the host with a -D option only where the device reports the
+// feature (host/build_options.cpp, select_fast_paths); with none defined this is the baseline:
+//   XELM_FP16          cl_khr_fp16: chunk dot products in half arithmetic (chunk_dot)
+//   XELM_SUBGROUPS     cl_khr_subgroups / cl_intel_subgroups: matmul reductions with
+//                      sub_group_reduce_add; XELM_SUBGROUP_SIZE=n adds intel_reqd_sub_group_size(n)
+//   XELM_INT8          Q8_0/Q4_0 products on int8-quantized activations (matmul.cl);
+//                      XELM_DOT_KHR takes the 4x8-bit dot from cl_khr_integer_dot_product,
+//                      XELM_DOT_INTEL_ASM emits Intel's dp4a by inline vISA (DP4A)
+#ifdef XELM_FP16
+#pragma OPENCL EXTENSION cl_khr_fp16 : enable
+#endif
+#if defined(XELM_SUBGROUPS) && defined(cl_khr_subgroups)
+#pragma OPENCL EXTENSION cl_khr_subgroups : enable
+#endif
+#ifdef XELM_DOT_KHR
+#pragma OPENCL EXTENSION cl_khr_integer_dot_product : enable
+#endif
+//
 // A chunk is the unit one work-item dequantizes at a time: one element for F32/F16/BF16, one
 // 32-element block for the legacy quants, one 32-element run of a 256-element super-block for the
 // K-quants. dequant_<type>(row, c, out) writes chunk c of a row (the row's raw GGUF bytes) to out.
@@ -213,6 +231,23 @@ inline void dequant_q6_k(global const uchar* row, int c, float* out) {
       out[l] = dl * (float)((low | (high << 4)) - 32);
     }
   }
+}
+
+// sum_k w[k] * x[k] over one dequantized chunk of n elements. XELM_FP16: in half arithmetic, four
+// products per lane of a half8 accumulator, then summed in float (chunks of 32 stay far from half's
+// range limits at the magnitudes of weights and normalised activations).
+inline float chunk_dot(const float* w, global const float* x, int n) {
+#ifdef XELM_FP16
+  if (n % 8 == 0) {
+    half8 acc = (half8)(0.0h);
+    for (int k = 0; k < n; k += 8) acc = fma(convert_half8(vload8(0, w + k)), convert_half8(vload8(0, x + k)), acc);
+    const float8 f = convert_float8(acc);
+    return ((f.s0 + f.s1) + (f.s2 + f.s3)) + ((f.s4 + f.s5) + (f.s6 + f.s7));
+  }
+#endif
+  float s = 0.0f;
+  for (int k = 0; k < n; ++k) s += w[k] * x[k];
+  return s;
 }
 
 // Tree reduction of one float per work-item over a work-group of `n` (a power of two) items.

@@ -5,7 +5,10 @@
 // selected for a recorded Gen12LP device, tests/data/devices/iris_xe_gen12lp.json), for every
 // ocloc target the fixture names (tgllp, adl-p). The compiler sees exactly the fixture's extension
 // list (-cl-ext=-all,+...), and the portable baseline (a device without fp16 or sub-groups, only
-// the OpenCL 1.2 core extensions) is compiled too. Negative controls prove that a kernel using
+// the OpenCL 1.2 core extensions) is compiled too. The fast paths the Iris Xe gets (sub-groups
+// sub-groups of 16, int8 with dp4a) are in its options string, and each is also compiled alone, so a
+// failure names the path; the int8 kernels are disassembled (iga64) to prove dp4a is emitted and
+// nothing spills. Negative controls prove that a kernel using
 // `double`, or half arithmetic without cl_khr_fp16, fails the gate. Skips when ocloc is not
 // installed ($XELM_OCLOC overrides the path).
 //
@@ -106,8 +109,12 @@ DeviceInfo portable_baseline() {
   return d;
 }
 
-// The options string the host passes for this device (OpenClBackendImpl: build_options(select_tuning)).
-std::string host_options(const DeviceInfo& info) { return opencl::build_options(opencl::select_tuning(info)); }
+// The options string the host passes for this device (OpenClBackendImpl: build_options of the
+// selected tuning and fast paths).
+std::string host_options(const DeviceInfo& info) {
+  const opencl::KernelTuning tuning = opencl::select_tuning(info);
+  return opencl::build_options(tuning, opencl::select_fast_paths(info, tuning));
+}
 
 // ocloc internal options that make the front end see exactly the device's extensions.
 std::string extension_options(const DeviceInfo& info) {
@@ -124,17 +131,13 @@ std::vector<std::string> program_files() {
   return files;
 }
 
+std::string find_on_path(const std::string& tool);
+
 std::string find_ocloc() {
   if (const char* env = std::getenv("XELM_OCLOC"); env != nullptr && *env != '\0') {
     return ::access(env, X_OK) == 0 ? env : "";
   }
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/ocloc";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
+  return find_on_path("ocloc");
 }
 
 std::string shell_quote(const std::string& s) {
@@ -219,7 +222,8 @@ TEST(IrisFixture, LoadsTheRecordedGen12lpDevice) {
   const std::string options = host_options(d);
   for (const opencl::TuningEntry& e : opencl::tuning_table()) {
     if (e.vendor == "intel" && e.architecture == "gen12lp" && e.device.empty()) {
-      EXPECT_EQ(options, opencl::build_options(opencl::fit_tuning(d, e.tuning)));
+      const opencl::KernelTuning fitted = opencl::fit_tuning(d, e.tuning);
+      EXPECT_EQ(options, opencl::build_options(fitted, opencl::select_fast_paths(d, fitted)));
     }
   }
   EXPECT_NE(options, host_options(portable_baseline()));
@@ -244,6 +248,100 @@ TEST_F(IrisCompile, EveryProgramBuildsForAdlP) { compile_every_program(iris_xe()
 
 TEST_F(IrisCompile, EveryProgramBuildsAsThePortableBaseline) {
   compile_every_program(portable_baseline(), "tgllp");
+}
+
+// The Iris Xe gets the sub-group and int8 fast paths (fp16 only on request: fp16_math is off in its
+// tuning row); the baseline none.
+TEST(IrisFixture, SelectsTheFastPathsForIrisXeAndNoneForTheBaseline) {
+  const DeviceInfo xe = iris_xe().info;
+  const opencl::FastPaths f = opencl::select_fast_paths(xe, opencl::select_tuning(xe));
+  EXPECT_FALSE(f.fp16);
+  EXPECT_TRUE(opencl::select_fast_paths(xe, opencl::select_tuning(xe), "fp16,subgroups,int8").fp16);
+  EXPECT_TRUE(f.subgroups);
+  EXPECT_EQ(f.subgroup_size, 16);
+  EXPECT_TRUE(f.int8);
+  EXPECT_TRUE(f.int8_intel_asm);
+  EXPECT_FALSE(f.int8_khr);
+  const std::string options = host_options(xe);
+  for (const char* d : {"-DXELM_SUBGROUPS", "-DXELM_SUBGROUP_SIZE=16", "-DXELM_INT8", "-DXELM_DOT_INTEL_ASM"}) {
+    EXPECT_NE(options.find(d), std::string::npos) << d << " missing from " << options;
+  }
+  EXPECT_EQ(host_options(portable_baseline()).find("XELM_"), std::string::npos) << host_options(portable_baseline());
+  EXPECT_EQ(opencl::select_fast_paths(portable_baseline(), opencl::select_tuning(portable_baseline())).describe(),
+            "none");
+}
+
+// Each fast path alone (the baseline tuning plus one path's -D options) builds for tgllp with the
+// fixture's extensions, so a failure names the path.
+TEST_F(IrisCompile, EachFastPathBuildsAloneForTgllp) {
+  const DeviceInfo xe = iris_xe().info;
+  const opencl::KernelTuning tuning = opencl::select_tuning(xe);
+  for (const std::string request : {"fp16", "subgroups", "int8", "none"}) {
+    const std::string options = opencl::build_options(tuning, opencl::select_fast_paths(xe, tuning, request));
+    for (const std::string file : {"matmul.cl", "gemm.cl"}) {
+      const CompileResult r = ocloc_compile(ocloc_, dir_, request + "_" + file.substr(0, file.find('.')),
+                                            opencl::program_source(file), "tgllp", options, extension_options(xe));
+      EXPECT_TRUE(r.ok) << "fast path " << request << ": kernels/" << file << " does not build with '" << options
+                        << "':\n"
+                        << r.log;
+    }
+  }
+}
+
+std::string find_on_path(const std::string& tool) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + tool;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The int8 fast path's machine code for Iris Xe: the Q8_0/Q4_0 products use dp4a (one per four
+// int8 products), and the fast-path matmuls use no scratch space (no register spills).
+TEST_F(IrisCompile, Int8PathEmitsDp4aAndNothingSpills) {
+  const std::string iga = find_on_path("iga64");
+  if (iga.empty()) GTEST_SKIP() << "iga64 not installed (apt-get install libigc-tools)";
+  const DeviceInfo xe = iris_xe().info;
+  const std::string options = host_options(xe);
+  const CompileResult r = ocloc_compile(ocloc_, dir_, "matmul_isa", opencl::program_source("matmul.cl"), "tgllp",
+                                        options, extension_options(xe));
+  ASSERT_TRUE(r.ok) << r.log;
+  std::string binary;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.file("matmul_isa-tgllp"))) {
+    if (e.path().extension() == ".bin") binary = e.path().string();
+  }
+  const std::string dis = dir_.file("matmul_isa-dis");
+  std::filesystem::create_directories(dis);
+  const std::string cmd = shell_quote(ocloc_) + " disasm -file " + shell_quote(binary) + " -device tgllp -dump " +
+                          shell_quote(dis) + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::string ptm = read_text(dis + "/PTM.txt");
+  ASSERT_FALSE(ptm.empty());
+  for (const std::string kernel : {"kernel_matmul_q8_0_q8", "kernel_matmul_q4_0_q8", "kernel_matmul_q4_k_f32",
+                                   "kernel_matmul_q8_0_f32"}) {
+    const std::string asm_path = dis + "/" + kernel + ".asm";
+    const std::string iga_cmd = shell_quote(iga) + " -d -p=12p1 " + shell_quote(dis + "/" + kernel + "_KernelHeap.dat") +
+                                " >" + shell_quote(asm_path) + " 2>/dev/null";
+    ASSERT_EQ(std::system(iga_cmd.c_str()), 0) << iga_cmd;
+    const std::string text = read_text(asm_path);
+    size_t dp4a = 0, scratch = 0;
+    for (size_t at = text.find("dp4a "); at != std::string::npos; at = text.find("dp4a ", at + 1)) ++dp4a;
+    for (size_t at = text.find("scratch"); at != std::string::npos; at = text.find("scratch", at + 1)) ++scratch;
+    std::printf("[iris] %s: %zu dp4a, %zu scratch messages\n", kernel.c_str(), dp4a, scratch);
+    if (kernel.ends_with("_q8")) {
+      EXPECT_GT(dp4a, 0u) << kernel << " has no dp4a";
+    } else {
+      EXPECT_EQ(dp4a, 0u) << kernel;
+    }
+    EXPECT_EQ(scratch, 0u) << kernel << " spills";
+  }
 }
 
 TEST_F(IrisCompile, TheFixtureNamesOnlyTargetsOclocKnows) {

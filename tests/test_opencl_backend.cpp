@@ -1,7 +1,10 @@
 // test_opencl_backend.cpp — the OpenCL backend against the scalar reference backend: every op on
 // seeded random inputs, every weight type, odd sizes, every KV cache type, the max-allocation split
-// path, the kernel binary cache, and whole synthetic Qwen3/Qwen2 models. Tests that need an OpenCL
+// path, the kernel binary cache, whole synthetic Qwen3/Qwen2 models, the prefill GEMM path (dequantize
+// + CLBlast, and its fallback when CLBlast fails) and the int8 fast path (forced where the device
+// lacks an integer dot product: the 4x8-bit dot is then written out, the algorithm the same). Tests that need an OpenCL
 // device skip when none exists; the build-option tests need none.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -116,6 +119,14 @@ class OpenClTest : public ::testing::Test {
     return {results[0], results[1]};
   }
 
+  template <typename F>
+  static std::unique_ptr<OpenClBackend> make_backend(F&& set) {
+    opencl::OpenClOptions options;
+    set(options);
+    options.cache_dir = cache_dir_->file("kernels");
+    return opencl::make_opencl_backend(options);
+  }
+
   static inline std::unique_ptr<test::ScratchDir> cache_dir_;
   static inline std::unique_ptr<OpenClBackend> shared_;
   std::unique_ptr<Backend> ref_;
@@ -143,6 +154,137 @@ TEST_F(OpenClTest, MatmulEveryWeightTypeAndShape) {
       }
     }
     std::printf("[opencl] matmul %-5s worst NMSE %.3g\n", std::string(type_traits(type).name).c_str(), worst);
+  }
+}
+
+// The prefill GEMM path (dequantize into scratch + CLBlast SGEMM) from 2 tokens on: every weight
+// type, odd output counts, with and without bias, against the reference.
+TEST_F(OpenClTest, GemmPathEveryWeightTypeMatchesTheReference) {
+  const auto gemm = make_backend([](opencl::OpenClOptions& o) { o.gemm_min_tokens = 2; });
+  uint32_t seed = 500;
+  for (GgmlType type : kWeightTypes) {
+    const int64_t block = type_traits(type).block_size;
+    double worst = 0.0;
+    for (int64_t in : {block == 1 ? int64_t{67} : block, block == 1 ? int64_t{1000} : block * 3}) {
+      for (int64_t out : {1, 17, 64}) {
+        for (int64_t tokens : {2, 9, 33}) {
+          TestTensor w(type, in, out, seed++);
+          TestTensor bias(GgmlType::F32, out, 0, seed++);
+          const bool with_bias = tokens != 9;
+          gemm->reset_counters();
+          auto [got, want] = matmul_both(*gemm, w, tokens, with_bias ? &bias : nullptr, seed++);
+          ASSERT_GT(gemm->counters().gemm_calls, 0u) << "CLBlast was not used (or failed) on " << gemm->name();
+          const double e = test::nmse(got, want);
+          worst = std::max(worst, e);
+          ASSERT_LT(e, 1e-10) << type_traits(type).name << " in " << in << " out " << out << " tokens " << tokens;
+        }
+      }
+    }
+    std::printf("[opencl] GEMM path %-5s worst NMSE %.3g\n", std::string(type_traits(type).name).c_str(), worst);
+  }
+  EXPECT_EQ(gemm->gemm_min_tokens(), 2);
+  // One token stays on the matmul kernel.
+  TestTensor w(GgmlType::Q4_K, 256, 8, 9);
+  gemm->reset_counters();
+  auto [got, want] = matmul_both(*gemm, w, 1, nullptr, 10);
+  EXPECT_EQ(gemm->counters().gemm_calls, 0u);
+  EXPECT_LT(test::nmse(got, want), 1e-10);
+}
+
+// Weights split over several buffers and dequantized in several row blocks (the scratch is capped
+// by the max allocation): one GEMM per block, each writing its columns of y.
+TEST_F(OpenClTest, GemmPathOverSplitTensorsAndRowBlocks) {
+  const auto gemm = make_backend([](opencl::OpenClOptions& o) {
+    o.max_alloc_bytes = 1024 * 1024;
+    o.gemm_min_tokens = 2;
+  });
+  // Q8_0 rows of 256 are 272 bytes: 3855 rows per 1 MiB piece (3824 when used in place), so three
+  // pieces; f32 rows of 1 KiB give 1024-row blocks: 4 + 4 + 2 GEMMs either way.
+  TestTensor w(GgmlType::Q8_0, 256, 9000, 31);
+  TestTensor bias(GgmlType::F32, 9000, 0, 32);
+  gemm->reset_counters();
+  auto [got, want] = matmul_both(*gemm, w, 5, &bias, 33);
+  EXPECT_EQ(gemm->counters().gemm_calls, 10u);
+  EXPECT_LT(test::nmse(got, want), 1e-10);
+}
+
+// When CLBlast fails (here by fault injection; on a device, e.g. when its kernels do not build),
+// the product is computed by xelm's kernels, and the GEMM path is off from then on.
+TEST_F(OpenClTest, GemmPathFallsBackWhenClblastFails) {
+  const auto failing = make_backend([](opencl::OpenClOptions& o) {
+    o.gemm_min_tokens = 2;
+    o.gemm_fault_for_testing = true;
+  });
+  EXPECT_EQ(failing->gemm_min_tokens(), 2);
+  TestTensor w(GgmlType::Q4_0, 64, 19, 41);
+  TestTensor bias(GgmlType::F32, 19, 0, 42);
+  auto [got, want] = matmul_both(*failing, w, 7, &bias, 43);
+  EXPECT_LT(test::nmse(got, want), 1e-10);
+  EXPECT_EQ(failing->gemm_min_tokens(), 0);
+  EXPECT_EQ(failing->counters().gemm_calls, 0u);
+}
+
+// The int8 fast path (Q8_0 / Q4_0 against activations quantized to int8 per 32-block), forced: on a
+// device without an integer dot product the 4x8-bit dot is written out. Checked twice: exactly (to
+// float rounding) against the reference on the same int8-quantized activations, and within the
+// quantization error against the float activations.
+TEST_F(OpenClTest, Int8FastPathMatchesTheReferenceOnQuantizedActivations) {
+  const auto int8 = make_backend([](opencl::OpenClOptions& o) {
+    o.fast_paths = "int8";
+    o.gemm_min_tokens = 0;
+  });
+  ASSERT_TRUE(int8->fast_paths().int8);
+  std::printf("[opencl] int8 fast path: %s, options %s\n", int8->fast_paths().describe().c_str(),
+              int8->build_options().c_str());
+  // x as the kernel sees it: per 32-block d = max|x| / 127, q = round-to-even(x * (1 / d)), x' = d q.
+  const auto quantized = [](std::vector<float> x) {
+    for (size_t b = 0; b < x.size(); b += 32) {
+      float amax = 0.0f;
+      for (size_t k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(x[b + k]));
+      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      for (size_t k = 0; k < 32; ++k) x[b + k] = d * std::nearbyint(x[b + k] * id);
+    }
+    return x;
+  };
+  uint32_t seed = 700;
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    double worst_exact = 0.0, err_float = 0.0, norm_float = 0.0;
+    for (int64_t in : {32, 96, 1024}) {
+      for (int64_t out : {1, 5, 17}) {
+        for (int64_t tokens : {1, 3, 9, 17}) {
+          TestTensor w(type, in, out, seed++);
+          TestTensor bias(GgmlType::F32, out, 0, seed++);
+          const bool with_bias = tokens % 2 == 1;
+          const std::vector<float> x = random_values(static_cast<size_t>(tokens * in), seed++);
+          std::vector<float> results[3];
+          const std::vector<float>* inputs[3] = {&x, nullptr, &x};
+          const std::vector<float> xq = quantized(x);
+          inputs[1] = &xq;
+          Backend* backends[3] = {int8.get(), &ref(), &ref()};
+          for (int i = 0; i < 3; ++i) {
+            auto weight = backends[i]->prepare_weight(w.info);
+            auto bias_weight = with_bias ? backends[i]->prepare_weight(bias.info) : nullptr;
+            auto xa = upload(*backends[i], tokens, in, *inputs[i]);
+            auto ya = backends[i]->new_activation(tokens, out);
+            backends[i]->matmul(*weight, *xa, *ya, bias_weight.get());
+            results[i] = download(*backends[i], *ya);
+          }
+          const double exact = test::nmse(results[0], results[1]);
+          worst_exact = std::max(worst_exact, exact);
+          ASSERT_LT(exact, 1e-10) << type_traits(type).name << " in " << in << " out " << out << " tokens " << tokens;
+          for (size_t k = 0; k < results[0].size(); ++k) {
+            err_float += (results[0][k] - results[2][k]) * (results[0][k] - results[2][k]);
+            norm_float += results[2][k] * results[2][k];
+          }
+        }
+      }
+    }
+    // Over all shapes, the int8 activations cost what ggml's Q8 activations cost (single short dots
+    // can cancel, so the bound is on the aggregate).
+    const double worst_float = err_float / norm_float;
+    EXPECT_LT(worst_float, 1e-3) << type_traits(type).name;
+    std::printf("[opencl] int8 path %-5s worst NMSE vs quantized x %.3g, all outputs vs float x %.3g\n",
+                std::string(type_traits(type).name).c_str(), worst_exact, worst_float);
   }
 }
 
@@ -408,6 +550,37 @@ TEST_P(OpenClModelTest, SameGreedyTokensAndCloseLogitsOnF16) {
   EXPECT_LE(worst, 1e-5);
 }
 
+// The prompt through the prefill GEMM path (threshold 2: both micro-batches of 16 and 4 tokens),
+// then 32 greedy decode steps: the same tokens as the reference.
+TEST_P(OpenClModelTest, SameGreedyTokensWithTheGemmPathOnF16) {
+  const auto gemm = make_backend([](opencl::OpenClOptions& o) { o.gemm_min_tokens = 2; });
+  const auto model = make_model(GgmlType::F16);
+  const int64_t n_layer = model->config().n_layer;
+  const TransformerOptions options{.n_ctx = 128, .n_batch = 16};
+  Transformer on_cl(*model, Placement::all_on(*gemm, n_layer), options);
+  Transformer on_ref(*model, Placement::all_on(ref(), n_layer), options);
+  const std::vector<int32_t> prompt = {1, 50, 7, 599, 3, 3, 42, 100, 8, 9, 10, 11, 300, 12, 13, 14, 15, 16, 17, 18};
+  std::vector<float> cl_logits = on_cl.eval(prompt, true), ref_logits = on_ref.eval(prompt, true);
+  EXPECT_GT(gemm->counters().gemm_calls, 0u);
+  double worst = test::nmse(cl_logits, ref_logits);
+  const int64_t n_vocab = model->config().n_vocab;
+  const auto argmax = [&](const std::vector<float>& l) {
+    return static_cast<int32_t>(std::max_element(l.end() - n_vocab, l.end()) - (l.end() - n_vocab));
+  };
+  std::vector<int32_t> cl_tokens, ref_tokens;
+  for (int step = 0; step < 32; ++step) {
+    cl_tokens.push_back(argmax(cl_logits));
+    ref_tokens.push_back(argmax(ref_logits));
+    ASSERT_EQ(cl_tokens, ref_tokens) << "diverged at step " << step;
+    cl_logits = on_cl.eval(std::span<const int32_t>(&cl_tokens.back(), 1));
+    ref_logits = on_ref.eval(std::span<const int32_t>(&ref_tokens.back(), 1));
+    worst = std::max(worst, test::nmse(cl_logits, ref_logits));
+  }
+  std::printf("[opencl] %s F16 with GEMM prefill: logits NMSE (worst) %.3g\n",
+              std::string(architecture_name(GetParam())).c_str(), worst);
+  EXPECT_LE(worst, 1e-5);
+}
+
 TEST_P(OpenClModelTest, EveryWeightTypeTracksTheReference) {
   const std::vector<int32_t> prompt = {1, 50, 7, 599, 3, 3, 42, 100, 8};
   for (GgmlType type : kWeightTypes) {
@@ -480,6 +653,43 @@ TEST(OpenClBuildOptions, TuningTableChoosesTheMostSpecificRow) {
   EXPECT_EQ(opencl::device_architecture(cpu), "cpu");
   EXPECT_EQ(opencl::select_tuning(cpu).matmul_rows, row("", "cpu").matmul_rows);
   EXPECT_EQ(opencl::select_tuning(cpu).matmul_wg, row("", "cpu").matmul_wg);
+}
+
+// Fast paths follow the device's features, and a request names them explicitly.
+TEST(OpenClBuildOptions, FastPathsFollowFeaturesAndRequests) {
+  opencl::DeviceInfo xe = iris_xe_fixture();
+  xe.intel_subgroups = xe.subgroups = xe.required_subgroup_size = true;
+  xe.subgroup_sizes = {8, 16, 32};
+  xe.integer_dot_product = true;
+  xe.extensions = {"cl_intel_subgroups", "cl_khr_fp16", "cl_khr_integer_dot_product"};
+  const opencl::KernelTuning t = opencl::select_tuning(xe);
+  const opencl::FastPaths all = opencl::select_fast_paths(xe, t);
+  EXPECT_EQ(all.describe(), "subgroups16,int8-dp4a-visa");  // fp16 only where the tuning says fp16_math
+  EXPECT_EQ(opencl::select_fast_paths(xe, t, "fp16,subgroups,int8").describe(), "fp16,subgroups16,int8-dp4a-visa");
+  EXPECT_EQ(opencl::select_fast_paths(xe, t, "none").describe(), "none");
+  EXPECT_EQ(opencl::select_fast_paths(xe, t, "fp16").describe(), "fp16");
+  EXPECT_EQ(opencl::build_options(t, opencl::select_fast_paths(xe, t, "none")), opencl::build_options(t));
+
+  // A CPU device with none of the features: auto is the baseline; int8 can be forced (written-out
+  // dot), fp16 and sub-groups cannot.
+  opencl::DeviceInfo cpu;
+  cpu.name = "cpu device";
+  cpu.type = opencl::DeviceType::Cpu;
+  cpu.max_work_group_size = 4096;
+  const opencl::KernelTuning ct = opencl::select_tuning(cpu);
+  EXPECT_EQ(opencl::select_fast_paths(cpu, ct).describe(), "none");
+  EXPECT_EQ(opencl::select_fast_paths(cpu, ct, "int8").describe(), "int8");
+  EXPECT_NE(opencl::build_options(ct, opencl::select_fast_paths(cpu, ct, "int8")).find("-DXELM_INT8"), std::string::npos);
+  EXPECT_THROW(opencl::select_fast_paths(cpu, ct, "fp16"), Error);
+  EXPECT_THROW(opencl::select_fast_paths(cpu, ct, "subgroups"), Error);
+  EXPECT_THROW(opencl::select_fast_paths(cpu, ct, "int4"), Error);
+
+  // A non-Intel GPU with cl_khr_integer_dot_product gets the extension's dot().
+  opencl::DeviceInfo other = cpu;
+  other.type = opencl::DeviceType::Gpu;
+  other.vendor = "Other";
+  other.integer_dot_product = true;
+  EXPECT_EQ(opencl::select_fast_paths(other, opencl::select_tuning(other)).describe(), "int8-dot-khr");
 }
 
 }  // namespace
