@@ -25,6 +25,11 @@ NO_THINK = {"chat_template_kwargs": {"enable_thinking": False}}
 client = openai.OpenAI(base_url=BASE_URL, api_key="not-needed", max_retries=0, timeout=120)
 
 
+def server_log():
+    with open(SERVER_LOG, encoding="utf-8", errors="replace") as log:
+        return log.read()
+
+
 def chat(text, **kwargs):
     return client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}], **kwargs)
 
@@ -140,7 +145,7 @@ class ServeWithOpenAiClient(unittest.TestCase):
             self.assertEqual(results[name][0], alone[0], "client %s got another answer when served concurrently" % name)
 
     def test_disconnect_mid_stream_stops_generation(self):
-        before = open(SERVER_LOG).read().count("client disconnected") if SERVER_LOG else 0
+        before = server_log().count("client disconnected") if SERVER_LOG else 0
         stream = chat("Keep talking", stream=True, max_tokens=4000, temperature=0.8, seed=9, extra_body=NO_THINK)
         received = 0
         for chunk in stream:
@@ -150,9 +155,9 @@ class ServeWithOpenAiClient(unittest.TestCase):
         stream.close()
         if SERVER_LOG:
             deadline = time.time() + 60
-            while time.time() < deadline and open(SERVER_LOG).read().count("client disconnected") == before:
+            while time.time() < deadline and server_log().count("client disconnected") == before:
                 time.sleep(0.05)
-            stops = re.findall(r"client disconnected; generation stopped after (\d+) tokens", open(SERVER_LOG).read())
+            stops = re.findall(r"client disconnected; generation stopped after (\d+) tokens", server_log())
             self.assertGreater(len(stops), before, "the server did not log the cancelled generation")
             self.assertLess(int(stops[-1]), 4000)
         # The server goes on serving.

@@ -326,6 +326,7 @@ TEST_F(ServeHttp, BadRequestsGetOpenAiErrors) {
   const std::vector<Case> cases = {
       {"/v1/chat/completions", "{\"messages\": [", 400, ""},
       {"/v1/chat/completions", R"({"messages": []})", 400, "messages"},
+      {"/v1/chat/completions", "{\"messages\": \"\xff\xfe\"}", 400, ""},  // not UTF-8: the parse error quotes it
       {"/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "hi"}]})", 400, "messages[0].role"},
       {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"})", 400, "temperature"},
       {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4001})", 400, "max_tokens"},

@@ -200,6 +200,7 @@ TEST(ServeApi, ErrorAndResponseShapes) {
   EXPECT_EQ(chat.final_chunk("length")["choices"][0]["finish_reason"], "length");
   EXPECT_TRUE(chat.usage_chunk(usage)["choices"].empty());
   EXPECT_EQ(serve::sse_event(json{{"a", 1}}), "data: {\"a\":1}\n\n");
+  EXPECT_EQ(serve::json_text(json("a\xff")), "\"a\xEF\xBF\xBD\"");  // never throws on bytes that are not UTF-8
 
   const serve::ResponseBuilder text(serve::Endpoint::Completions, "cmpl-1", 1700000000, "tiny");
   EXPECT_EQ(text.complete("", "more", "stop", usage)["choices"][0]["text"], "more");

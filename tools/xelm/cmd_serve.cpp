@@ -71,7 +71,7 @@ struct Job {
 
 void set_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status();
-  res.set_content(serve::error_json(e).dump(), "application/json");
+  res.set_content(serve::json_text(serve::error_json(e)), "application/json");
 }
 
 class ApiServer {
@@ -127,11 +127,11 @@ class ApiServer {
     });
     http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       const nlohmann::json body = {{"status", "ok"}, {"requests_in_progress", gate_.occupancy()}};
-      res.set_content(body.dump(), "application/json");
+      res.set_content(serve::json_text(body), "application/json");
     });
     auto models = [this](const httplib::Request&, httplib::Response& res) {
       const nlohmann::json model = {{"id", model_id_}, {"object", "model"}, {"created", started_}, {"owned_by", "xelm"}};
-      res.set_content(nlohmann::json({{"object", "list"}, {"data", {model}}}).dump(), "application/json");
+      res.set_content(serve::json_text({{"object", "list"}, {"data", {model}}}), "application/json");
     };
     http_.Get("/v1/models", models);
     http_.Get("/models", models);
@@ -152,7 +152,7 @@ class ApiServer {
         case 400: message = "malformed HTTP request"; break;
         default: message = "HTTP error " + std::to_string(res.status); break;
       }
-      res.set_content(serve::error_json(res.status, message).dump(), "application/json");
+      res.set_content(serve::json_text(serve::error_json(res.status, message)), "application/json");
     });
     http_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
       std::string what = "unknown error";
@@ -213,7 +213,7 @@ class ApiServer {
       res.set_chunked_content_provider(stream ? "text/event-stream" : "application/json",
                                        [this, job](size_t, httplib::DataSink& sink) { return run(*job, sink); });
     } catch (const ApiError& e) {
-      spdlog::info("request {}: {} {}", number, e.status(), e.what());
+      spdlog::info("request {}: {} {}", number, e.status(), replace_invalid_utf8(e.what()));  // may quote the body
       set_error(res, e);
     }
   }
@@ -229,7 +229,7 @@ class ApiServer {
     };
     auto fail = [&](const ApiError& e) {
       const nlohmann::json body = serve::error_json(e);
-      write(stream ? serve::sse_event(body) : body.dump());
+      write(stream ? serve::sse_event(body) : serve::json_text(body));
       sink.done();
       return true;
     };
@@ -289,8 +289,7 @@ class ApiServer {
       if (job.request.include_usage) write(serve::sse_event(response.usage_chunk(usage)));
       write(serve::kSseDone);
     } else {
-      write(response.complete(reply.reasoning(), reply.content(), finish, usage)
-                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      write(serve::json_text(response.complete(reply.reasoning(), reply.content(), finish, usage)));
     }
     spdlog::info("request {}: prompt {} tokens ({} cached), answer {} tokens in {:.2f} s ({:.1f} tok/s), finish {}",
                  job.number, usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens,

@@ -368,8 +368,8 @@ nlohmann::json ResponseBuilder::usage_chunk(const Usage& usage) const {
   return c;
 }
 
-std::string sse_event(const nlohmann::json& value) {
-  return "data: " + value.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-}
+std::string json_text(const nlohmann::json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string sse_event(const nlohmann::json& value) { return "data: " + json_text(value) + "\n\n"; }
 
 }  // namespace xelm::serve

@@ -123,6 +123,10 @@ class ResponseBuilder {
   std::string model_;
 };
 
+// Compact JSON text; bytes that are not UTF-8 (say, echoed from a malformed body into an error
+// message) become U+FFFD instead of an exception.
+std::string json_text(const nlohmann::json& value);
+
 // One server-sent event: "data: <json>\n\n".
 std::string sse_event(const nlohmann::json& value);
 inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
