@@ -406,8 +406,8 @@ TEST_F(ServeHttp, ApiKeyIsRequiredWhenSet) {
   EXPECT_EQ(keyed.stop(), 0) << keyed.log();
 }
 
-TEST_F(ServeHttp, SigtermDuringGenerationShutsDownCleanly) {
-  ServerProcess doomed("-m " + model() + " -c 4096 --max-tokens 4000", *dir_, "doomed");
+TEST_F(ServeHttp, FullQueueAndSigtermDuringGeneration) {
+  ServerProcess doomed("-m " + model() + " -c 4096 --max-tokens 4000 --max-queue 1", *dir_, "doomed");
   ASSERT_GT(doomed.port(), 0) << doomed.log();
   HttpReply streamed;
   std::thread client([&] {
@@ -415,6 +415,11 @@ TEST_F(ServeHttp, SigtermDuringGenerationShutsDownCleanly) {
                     chat_body("Go on", merged(kNoThink, {{"max_tokens", 4000}, {"stream", true}})).dump());
   });
   ASSERT_TRUE(doomed.wait_for_log("request 1: started")) << doomed.log();
+  // --max-queue 1: while the first request runs, the next is turned away at once.
+  const HttpReply busy = curl(*dir_, "POST", doomed.url("/v1/chat/completions"), chat_body("Me too", json::object()).dump());
+  EXPECT_EQ(busy.status, 503) << busy.body;
+  EXPECT_EQ(busy.parsed()["error"]["code"], "server_busy") << busy.body;
+  EXPECT_EQ(busy.parsed()["error"]["type"], "server_error") << busy.body;
   EXPECT_EQ(doomed.stop(SIGTERM), 0) << doomed.log();
   client.join();
   EXPECT_THAT(doomed.log(), HasSubstr("SIGTERM: shutting down"));
