@@ -1,7 +1,7 @@
 // cmd_chat.cpp — `xelm chat`: the interactive chat, the product's front door. Streams answers,
-// shows Qwen3's thinking dimmed (or hides it), keeps the conversation in the KV cache between
-// turns, edits lines with history (libedit), and runs non-interactively from a pipe: one answer
-// per input line (or one answer to -p).
+// shows Qwen3's thinking dimmed (or hides it; runtime/reply_stream.h splits it off), keeps the
+// conversation in the KV cache between turns, edits lines with history (libedit), and runs
+// non-interactively from a pipe: one answer per input line (or one answer to -p).
 #include <editline/readline.h>
 #include <unistd.h>
 
@@ -24,6 +24,7 @@
 #include "runtime/chat_template.h"
 #include "runtime/error.h"
 #include "runtime/generation.h"
+#include "runtime/reply_stream.h"
 #include "runtime/sampler.h"
 #include "runtime/tokenizer.h"
 #include "tools/xelm/commands.h"
@@ -57,24 +58,6 @@ struct ChatOptions {
   SamplerParams sampling;
 };
 
-// A finished assistant answer split into its reasoning and the answer proper.
-struct SplitAnswer {
-  std::string reasoning, content;
-};
-
-SplitAnswer split_thinking(const std::string& text) {
-  const size_t close = text.find("</think>");
-  if (close == std::string::npos) return {"", text};
-  size_t open = text.find("<think>");
-  open = open == std::string::npos || open > close ? 0 : open + 7;
-  auto trim_newlines = [](std::string s) {
-    s.erase(0, s.find_first_not_of('\n') == std::string::npos ? s.size() : s.find_first_not_of('\n'));
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return s;
-  };
-  return {trim_newlines(text.substr(open, close - open)), trim_newlines(text.substr(close + 8))};
-}
-
 class ChatSession {
  public:
   ChatSession(const ChatOptions& options, CLI::App& cmd)
@@ -86,7 +69,7 @@ class ChatSession {
     is_qwen3_ = template_->kind() == ChatTemplateKind::Qwen3;
     enable_thinking_ = is_qwen3_ && !options.no_think;
     // Sampling defaults follow Qwen3's recommendations per mode unless a flag was given.
-    for (const char* flag : {"--temp", "--top-k", "--top-p", "--min-p"}) user_set_sampling_ |= cmd.count(flag) > 0;
+    user_set_sampling_ = mode_preset_flags_given(cmd);
     if (is_qwen3_ && options.sampling.temperature <= 0.0f) {
       spdlog::warn("greedy decoding (--temp 0) makes Qwen3 models repeat themselves; Qwen recommends --temp 0.6 (thinking) or 0.7");
     }
@@ -116,49 +99,33 @@ class ChatSession {
     }
 
     Sampler sampler(sampling_params());
-    bool in_thinking = false, answer_started = false;
-    const auto think_open = tokenizer_->token_id("<think>"), think_close = tokenizer_->token_id("</think>");
-    std::string pending_newlines;  // newlines right after </think> are not shown
+    ReplyStream reply(*tokenizer_, prompt, {.split_reasoning = true, .stop = {}});
     g_cancel = false;
     g_generating = true;
     const GenerationResult r = generator_->generate(
         prompt, options_.n_predict, sampler,
         [&](int32_t token, std::string_view text) {
-          if (think_open && token == *think_open) {
-            in_thinking = true;
-            if (show_thinking_ && color_) std::fputs("\x1b[2m", stdout);
-            return true;
-          }
-          if (think_close && token == *think_close) {
-            in_thinking = false;
-            if (show_thinking_) std::fputs(color_ ? "\x1b[0m\n" : "\n", stdout);
-            std::fflush(stdout);
-            return true;
-          }
-          if (in_thinking) {
-            if (show_thinking_) std::fwrite(text.data(), 1, text.size(), stdout);
-          } else if (!answer_started) {  // skip the blank lines between the thinking and the answer
-            const size_t first = text.find_first_not_of('\n');
-            if (first != std::string_view::npos) {
-              answer_started = true;
-              std::fwrite(text.data() + first, 1, text.size() - first, stdout);
-            }
-          } else {
-            std::fwrite(text.data(), 1, text.size(), stdout);
-          }
+          const bool was_reasoning = reply.in_reasoning();
+          const ReplyDelta delta = reply.push(token, text);
+          if (!was_reasoning && reply.in_reasoning() && show_thinking_ && color_) std::fputs("\x1b[2m", stdout);
+          if (show_thinking_) std::fwrite(delta.reasoning.data(), 1, delta.reasoning.size(), stdout);
+          if (was_reasoning && !reply.in_reasoning() && show_thinking_) std::fputs(color_ ? "\x1b[0m\n" : "\n", stdout);
+          std::fwrite(delta.content.data(), 1, delta.content.size(), stdout);
           std::fflush(stdout);
           return true;
         },
         &g_cancel);
     g_generating = false;
-    if (in_thinking && show_thinking_ && color_) std::fputs("\x1b[0m", stdout);
+    reply.finish();
+    if (reply.in_reasoning() && show_thinking_ && color_) std::fputs("\x1b[0m", stdout);
     std::fputs("\n", stdout);
     std::fflush(stdout);
     if (r.stop == StopReason::Cancelled) std::fputs("[stopped]\n", stderr);
     if (r.stop == StopReason::ContextFull) spdlog::warn("the answer filled the context ({} tokens)", engine_.transformer->n_ctx());
 
-    const SplitAnswer split = split_thinking(r.text);
-    messages_.push_back({"assistant", split.content, split.reasoning});
+    std::string content = reply.content();
+    while (!content.empty() && content.back() == '\n') content.pop_back();
+    messages_.push_back({"assistant", std::move(content), reply.reasoning()});
     last_ = r;
     if (options_.stats) print_stats(r);
   }
@@ -218,15 +185,8 @@ class ChatSession {
   }
 
   SamplerParams sampling_params() const {
-    SamplerParams p = options_.sampling;
-    if (is_qwen3_ && !user_set_sampling_) {
-      const SamplerParams mode = enable_thinking_ ? SamplerParams::qwen3_thinking() : SamplerParams::qwen3_non_thinking();
-      p.temperature = mode.temperature;
-      p.top_k = mode.top_k;
-      p.top_p = mode.top_p;
-      p.min_p = mode.min_p;
-    }
-    return p;
+    if (is_qwen3_ && !user_set_sampling_) return with_qwen3_mode_preset(options_.sampling, enable_thinking_);
+    return options_.sampling;
   }
 
   void print_stats(const GenerationResult& r) const {

@@ -16,6 +16,7 @@ struct Subcommand {
 
 Subcommand add_chat_command(CLI::App& app);
 Subcommand add_run_command(CLI::App& app);
+Subcommand add_serve_command(CLI::App& app);
 Subcommand add_perplexity_command(CLI::App& app);
 Subcommand add_info_command(CLI::App& app);
 Subcommand add_make_test_model_command(CLI::App& app);

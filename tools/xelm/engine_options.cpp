@@ -55,6 +55,22 @@ void add_sampling_options(CLI::App& cmd, SamplerParams& s, const std::string& se
   cmd.add_option(seed_flags, s.seed, "Sampling seed (4294967295 = random)")->capture_default_str();
 }
 
+bool mode_preset_flags_given(const CLI::App& cmd) {
+  for (const char* flag : {"--temp", "--top-k", "--top-p", "--min-p"}) {
+    if (cmd.count(flag) > 0) return true;
+  }
+  return false;
+}
+
+SamplerParams with_qwen3_mode_preset(SamplerParams p, bool enable_thinking) {
+  const SamplerParams mode = enable_thinking ? SamplerParams::qwen3_thinking() : SamplerParams::qwen3_non_thinking();
+  p.temperature = mode.temperature;
+  p.top_k = mode.top_k;
+  p.top_p = mode.top_p;
+  p.min_p = mode.min_p;
+  return p;
+}
+
 namespace {
 
 // The GPU part of the plan, from -ngl / --layers-gpu / --backend opencl, or else from a saved

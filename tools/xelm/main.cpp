@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   const std::vector<xelm::cli::Subcommand> commands = {
       xelm::cli::add_chat_command(app),
       xelm::cli::add_run_command(app),
+      xelm::cli::add_serve_command(app),
       xelm::cli::add_perplexity_command(app),
       xelm::cli::add_info_command(app),
       xelm::cli::add_make_test_model_command(app),

@@ -1,0 +1,453 @@
+// test_serve.cpp — `xelm serve` end to end: a synthetic Qwen3 model (random weights, real tokenizer
+// and chat template) served on a loopback port picked by the server (--port 0), driven with curl
+// and with the real `openai` Python client (tests/serve_client_test.py, run from the .venv that
+// scripts/setup.sh creates). Oracles: greedy answers equal `xelm chat` / `xelm run` on the same
+// prompt, a seeded stream equals the seeded whole answer, a stop string cuts the answer at its first
+// occurrence, and the server's own log tells a queued and a cancelled request apart.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/reply_stream.h"
+#include "tests/test_util.h"
+
+namespace xelm {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+// A `xelm serve` child process on a port of its choosing; its stderr (the log) goes to a file.
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& args, const test::ScratchDir& dir, const std::string& name)
+      : log_path_(dir.file(name + ".log")) {
+    const std::string command = std::string(XELM_BINARY_PATH) + " serve --port 0 " + args;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (!std::freopen("/dev/null", "r", stdin) || !std::freopen(dir.file(name + ".out").c_str(), "w", stdout) ||
+          !std::freopen(log_path_.c_str(), "w", stderr)) {
+        ::_exit(127);
+      }
+      ::execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+    for (int waited_ms = 0; waited_ms < 120000; waited_ms += 20) {
+      std::smatch m;
+      const std::string log = this->log();
+      if (std::regex_search(log, m, listening)) {
+        port_ = std::stoi(m[1]);
+        return;
+      }
+      if (::waitpid(pid_, &status_, WNOHANG) == pid_) {
+        pid_ = -1;
+        return;
+      }
+      ::usleep(20 * 1000);
+    }
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) stop();
+  }
+
+  int port() const { return port_; }  // 0 when it never listened
+  std::string log() const { return test::read_text(log_path_); }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+  // SIGTERM, then the exit code (-1 when it died of a signal or had to be killed after 30 s).
+  int stop(int signal_number = SIGTERM) {
+    if (pid_ <= 0) return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+    ::kill(pid_, signal_number);
+    for (int waited_ms = 0; waited_ms < 30000; waited_ms += 20) {
+      if (::waitpid(pid_, &status_, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+      }
+      ::usleep(20 * 1000);
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status_, 0);
+    pid_ = -1;
+    return -1;
+  }
+
+  // Waits up to `patience_s` for the log to contain `text`.
+  bool wait_for_log(const std::string& text, double patience_s = 60) const {
+    for (int waited_ms = 0; waited_ms < patience_s * 1000; waited_ms += 20) {
+      if (log().find(text) != std::string::npos) return true;
+      ::usleep(20 * 1000);
+    }
+    return false;
+  }
+
+ private:
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int status_ = 0;
+  int port_ = 0;
+};
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+  json parsed() const { return json::parse(body, nullptr, false); }
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+int request_counter = 0;
+
+// curl METHOD URL with `body` (sent from a file, so any bytes go through), extra curl flags in `extra`.
+HttpReply curl(const test::ScratchDir& dir, const std::string& method, const std::string& url, const std::string& body = "",
+               const std::string& extra = "") {
+  // (strings are appended piece by piece: GCC 12 warns falsely (-Wrestrict) about "literal" + std::string)
+  std::string body_name = "request", out_name = "reply";
+  body_name.append(std::to_string(request_counter)).append(".json");
+  out_name.append(std::to_string(request_counter++)).append(".txt");
+  const std::string body_path = dir.file(body_name), out_path = dir.file(out_name);
+  std::string command = "curl -sS -N -o " + out_path + " -w '%{http_code}' -X " + method + " " + extra;
+  if (!body.empty()) {
+    std::ofstream(body_path, std::ios::binary) << body;
+    command.append(" -H 'Content-Type: application/json' --data-binary @").append(body_path);
+  }
+  command.append(" ").append(shell_quote(url));
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string status;
+  char buffer[64];
+  while (pipe != nullptr && std::fgets(buffer, sizeof buffer, pipe) != nullptr) status += buffer;
+  if (pipe != nullptr) ::pclose(pipe);
+  return {status.empty() ? 0 : std::atoi(status.c_str()), test::read_text(out_path)};
+}
+
+// The JSON events of an SSE body, and whether it ended with [DONE].
+struct SseEvents {
+  std::vector<json> events;
+  bool done = false;
+};
+SseEvents parse_sse(const std::string& body) {
+  SseEvents sse;
+  std::stringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("data: ", 0) != 0) continue;
+    const std::string data = line.substr(6);
+    if (data == "[DONE]") {
+      sse.done = true;
+    } else {
+      sse.events.push_back(json::parse(data));
+    }
+  }
+  return sse;
+}
+
+// The streamed chat answer: content and reasoning deltas joined, and the finish_reason.
+struct StreamedAnswer {
+  std::string content, reasoning, finish;
+  int content_chunks = 0;
+  json usage;
+};
+StreamedAnswer join_chat_stream(const SseEvents& sse) {
+  StreamedAnswer a;
+  for (const json& e : sse.events) {
+    if (e.contains("usage") && !e["usage"].is_null()) a.usage = e["usage"];
+    for (const json& choice : e["choices"]) {
+      const json& delta = choice["delta"];
+      if (delta.contains("content") && !delta["content"].get<std::string>().empty()) {
+        a.content += delta["content"].get<std::string>();
+        ++a.content_chunks;
+      }
+      if (delta.contains("reasoning_content")) a.reasoning += delta["reasoning_content"].get<std::string>();
+      if (!choice["finish_reason"].is_null()) a.finish = choice["finish_reason"];
+    }
+  }
+  return a;
+}
+
+json chat_body(const std::string& user_text, json extra) {
+  json body = {{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", user_text}}}}};
+  body.update(extra);
+  return body;
+}
+
+const json kNoThink = {{"chat_template_kwargs", {{"enable_thinking", false}}}};
+
+json merged(json a, const json& b) {
+  a.update(b);
+  return a;
+}
+
+class ServeHttp : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::ScratchDir();
+    const test::XelmRun r = test::run_xelm("make-test-model -o " + model() +
+                                               " --layers 2 --embd 64 --heads 4 --kv-heads 2 --head-dim 16 --ff 128 --type F16",
+                                           *dir_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    server_ = new ServerProcess(serve_args(), *dir_, "server");
+    ASSERT_GT(server_->port(), 0) << server_->log();
+    ASSERT_EQ(curl(*dir_, "GET", server_->url("/health")).status, 200);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete dir_;
+  }
+  static std::string model() { return dir_->file("tiny.gguf"); }
+  static std::string serve_args() { return "-m " + model() + " -c 4096 --max-tokens 4000 --max-body 100000"; }
+  static std::string flags_model() { return "-m " + model() + " -c 1024"; }
+
+  HttpReply post(const std::string& path, const json& body, const std::string& extra = "") const {
+    return curl(*dir_, "POST", server_->url(path), body.dump(), extra);
+  }
+  json chat(const json& body) const {
+    const HttpReply r = post("/v1/chat/completions", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.parsed();
+  }
+
+  static inline test::ScratchDir* dir_ = nullptr;
+  static inline ServerProcess* server_ = nullptr;
+};
+
+TEST_F(ServeHttp, HealthAndModels) {
+  HttpReply r = curl(*dir_, "GET", server_->url("/health"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.parsed()["status"], "ok");
+  r = curl(*dir_, "GET", server_->url("/v1/models"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.parsed()["object"], "list");
+  EXPECT_EQ(r.parsed()["data"][0]["id"], "tiny");  // the file name without .gguf
+}
+
+TEST_F(ServeHttp, GreedyChatEqualsXelmChat) {
+  const json reply = chat(chat_body("Hello there", merged(kNoThink, {{"temperature", 0}, {"max_tokens", 10}})));
+  const std::string content = reply["choices"][0]["message"]["content"];
+  EXPECT_EQ(reply["object"], "chat.completion");
+  EXPECT_EQ(reply["model"], "tiny");
+  EXPECT_FALSE(reply["choices"][0]["message"].contains("reasoning_content"));
+  const json& usage = reply["usage"];
+  EXPECT_EQ(usage["total_tokens"], usage["prompt_tokens"].get<int>() + usage["completion_tokens"].get<int>());
+
+  test::ScratchDir dir;
+  const test::XelmRun oracle = test::run_xelm("chat " + flags_model() + " -p 'Hello there' --no-think --temp 0 -n 10 --no-stats", dir);
+  ASSERT_EQ(oracle.exit_code, 0) << oracle.err;
+  EXPECT_EQ(content + "\n", oracle.out);  // (xelm chat shows invalid UTF-8 as U+FFFD too)
+  EXPECT_EQ(reply["choices"][0]["finish_reason"], usage["completion_tokens"] == 10 ? "length" : "stop");
+}
+
+TEST_F(ServeHttp, GreedyCompletionEqualsXelmRun) {
+  const HttpReply r = post("/v1/completions", {{"prompt", "The quick brown fox"}, {"temperature", 0}, {"max_tokens", 12}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json reply = r.parsed();
+  EXPECT_EQ(reply["object"], "text_completion");
+  test::ScratchDir dir;
+  const test::XelmRun oracle = test::run_xelm("run " + flags_model() + " -p 'The quick brown fox' -n 12 --temp 0", dir);
+  ASSERT_EQ(oracle.exit_code, 0) << oracle.err;
+  // xelm run writes the raw bytes; JSON carries invalid UTF-8 as U+FFFD.
+  EXPECT_EQ("The quick brown fox" + reply["choices"][0]["text"].get<std::string>() + "\n", replace_invalid_utf8(oracle.out));
+  EXPECT_EQ(reply["usage"]["prompt_tokens"], 4);
+}
+
+TEST_F(ServeHttp, SeededStreamEqualsTheWholeAnswer) {
+  const json params = merged(kNoThink, {{"temperature", 0.9}, {"seed", 1234}, {"max_tokens", 24}});
+  const json whole = chat(chat_body("Tell me a story", params));
+  const HttpReply r = post("/v1/chat/completions",
+                           chat_body("Tell me a story", merged(params, {{"stream", true}, {"stream_options", {{"include_usage", true}}}})));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const SseEvents sse = parse_sse(r.body);
+  EXPECT_TRUE(sse.done) << r.body;
+  ASSERT_FALSE(sse.events.empty());
+  EXPECT_EQ(sse.events.front()["object"], "chat.completion.chunk");
+  EXPECT_EQ(sse.events.front()["choices"][0]["delta"]["role"], "assistant");
+  const StreamedAnswer streamed = join_chat_stream(sse);
+  EXPECT_EQ(streamed.content, whole["choices"][0]["message"]["content"]);
+  EXPECT_EQ(streamed.finish, whole["choices"][0]["finish_reason"]);
+  EXPECT_GT(streamed.content_chunks, 3) << "the answer came in one piece, not streamed";
+  EXPECT_EQ(streamed.usage["completion_tokens"], whole["usage"]["completion_tokens"]);
+  // The same conversation again: its prompt comes from the KV cache.
+  EXPECT_GT(streamed.usage["prompt_tokens_details"]["cached_tokens"].get<int>(), 5);
+}
+
+TEST_F(ServeHttp, StopSequencesCutTheAnswerInBothModes) {
+  const json params = merged(kNoThink, {{"temperature", 0}, {"max_tokens", 24}});
+  const std::string full = chat(chat_body("Count with me", params))["choices"][0]["message"]["content"];
+  // A stop string from the middle of the greedy answer, on a UTF-8 character boundary.
+  size_t at = full.size() / 2;
+  while (at > 0 && (static_cast<unsigned char>(full[at]) & 0xC0) == 0x80) --at;
+  size_t end = at + 1;
+  while (end < full.size() && (static_cast<unsigned char>(full[end]) & 0xC0) == 0x80) ++end;
+  ASSERT_GT(full.size(), 4u) << full;
+  const std::string stop = full.substr(at, end - at + (end < full.size() ? 1 : 0));
+  const std::string expected = full.substr(0, full.find(stop));
+
+  const json cut = chat(chat_body("Count with me", merged(params, {{"stop", {stop, "never-seen-stop"}}})));
+  EXPECT_EQ(cut["choices"][0]["message"]["content"], expected) << "stop " << json(stop);
+  EXPECT_EQ(cut["choices"][0]["finish_reason"], "stop");
+  const HttpReply r = post("/v1/chat/completions", chat_body("Count with me", merged(params, {{"stop", stop}, {"stream", true}})));
+  const StreamedAnswer streamed = join_chat_stream(parse_sse(r.body));
+  EXPECT_EQ(streamed.content, expected);  // nothing of the stop string leaked into a chunk
+  EXPECT_EQ(streamed.finish, "stop");
+}
+
+TEST_F(ServeHttp, EnableThinkingFalseAddsTheEmptyThinkBlock) {
+  const json thinking = chat(chat_body("Why?", {{"max_tokens", 2}, {"chat_template_kwargs", {{"enable_thinking", true}}}}));
+  const json direct = chat(chat_body("Why?", merged(kNoThink, {{"max_tokens", 2}})));
+  // "<think>", "\n\n", "</think>", "\n\n" close the generation prompt when thinking is off.
+  EXPECT_EQ(direct["usage"]["prompt_tokens"].get<int>(), thinking["usage"]["prompt_tokens"].get<int>() + 4);
+}
+
+TEST_F(ServeHttp, BadRequestsGetOpenAiErrors) {
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string param;
+  };
+  std::string long_text;  // about 10000 tokens: more than the context of 4096
+  for (int i = 0; i < 5000; ++i) long_text += " a" + std::to_string(i % 10);
+  const std::vector<Case> cases = {
+      {"/v1/chat/completions", "{\"messages\": [", 400, ""},
+      {"/v1/chat/completions", R"({"messages": []})", 400, "messages"},
+      {"/v1/chat/completions", "{\"messages\": \"\xff\xfe\"}", 400, ""},  // not UTF-8: the parse error quotes it
+      {"/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "hi"}]})", 400, "messages[0].role"},
+      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"})", 400, "temperature"},
+      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4001})", 400, "max_tokens"},
+      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 90, "stop": 1})", 400, "stop"},
+      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": ")" + long_text + "\"}]}", 400, "messages"},
+      {"/v1/completions", R"({"prompt": 5})", 400, "prompt"},
+      {"/v1/completions", R"({"prompt": [999999999]})", 400, "prompt"},
+      {"/v1/completions", R"({"prompt": "x", "max_tokens": 5000})", 400, "max_tokens"},
+      {"/v1/completions", "{\"prompt\": \"" + std::string(150000, 'b') + "\"}", 413, ""},
+      {"/v1/embeddings", R"({"input": "x"})", 404, ""},
+  };
+  for (const Case& c : cases) {
+    const HttpReply r = curl(*dir_, "POST", server_->url(c.path), c.body);
+    EXPECT_EQ(r.status, c.status) << c.body.substr(0, 200) << " -> " << r.body;
+    const json e = r.parsed();
+    ASSERT_TRUE(e.is_object() && e.contains("error")) << r.body;
+    for (const char* key : {"message", "type", "param", "code"}) EXPECT_TRUE(e["error"].contains(key)) << r.body;
+    EXPECT_EQ(e["error"]["type"], "invalid_request_error");
+    EXPECT_EQ(e["error"]["param"], c.param.empty() ? json(nullptr) : json(c.param)) << r.body;
+  }
+  // The over-long conversation is refused with OpenAI's code for it.
+  const HttpReply too_long = post("/v1/chat/completions", chat_body(long_text, json::object()));
+  EXPECT_EQ(too_long.parsed()["error"]["code"], "context_length_exceeded") << too_long.body;
+  // The server is still fine.
+  EXPECT_EQ(curl(*dir_, "GET", server_->url("/health")).status, 200);
+}
+
+TEST_F(ServeHttp, ConcurrentClientsAreServedInTurn) {
+  // Two streamed requests at once from two curl processes: both complete, one waited for the other,
+  // and each answer equals the one it gets alone.
+  const json params = merged(kNoThink, {{"temperature", 0.8}, {"max_tokens", 200}, {"stream", true}});
+  const json first = chat_body("First client", merged(params, {{"seed", 1}}));
+  const json second = chat_body("Second client", merged(params, {{"seed", 2}}));
+  HttpReply a, b;
+  std::thread ta([&] { a = post("/v1/chat/completions", first); });
+  std::thread tb([&] { b = post("/v1/chat/completions", second); });
+  ta.join();
+  tb.join();
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  const StreamedAnswer sa = join_chat_stream(parse_sse(a.body)), sb = join_chat_stream(parse_sse(b.body));
+  EXPECT_TRUE(parse_sse(a.body).done && parse_sse(b.body).done);
+  EXPECT_THAT(server_->log(), HasSubstr("for 1 request(s) ahead"));
+  EXPECT_EQ(sa.content, join_chat_stream(parse_sse(post("/v1/chat/completions", first).body)).content);
+  EXPECT_EQ(sb.content, join_chat_stream(parse_sse(post("/v1/chat/completions", second).body)).content);
+}
+
+TEST_F(ServeHttp, ClientDisconnectStopsItsGeneration) {
+  // A stream of up to 4000 tokens (seconds on this model) whose client gives up after 0.3 s.
+  const json body = chat_body("Go on forever", merged(kNoThink, {{"temperature", 0.8}, {"seed", 5}, {"max_tokens", 4000},
+                                                                  {"stream", true}}));
+  const HttpReply cut = post("/v1/chat/completions", body, "--max-time 0.3");
+  const SseEvents partial = parse_sse(cut.body);
+  EXPECT_FALSE(partial.done) << "the whole answer arrived within 0.3 s; the test needs a longer one";
+  ASSERT_TRUE(server_->wait_for_log("the client disconnected; generation stopped after")) << server_->log();
+  std::smatch m;
+  const std::string log = server_->log();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(generation stopped after (\d+) tokens)")));
+  EXPECT_LT(std::stoi(m[1]), 4000);
+  // The next request is served normally.
+  const json next = chat(chat_body("Still there?", merged(kNoThink, {{"max_tokens", 3}})));
+  EXPECT_LE(next["usage"]["completion_tokens"].get<int>(), 3);
+}
+
+TEST_F(ServeHttp, ApiKeyIsRequiredWhenSet) {
+  ServerProcess keyed("-m " + model() + " -c 512 --api-key s3cret", *dir_, "keyed");
+  ASSERT_GT(keyed.port(), 0) << keyed.log();
+  const std::string body = chat_body("hi", {{"max_tokens", 1}}).dump();
+  HttpReply r = curl(*dir_, "POST", keyed.url("/v1/chat/completions"), body);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.parsed()["error"]["code"], "invalid_api_key");
+  r = curl(*dir_, "POST", keyed.url("/v1/chat/completions"), body, "-H 'Authorization: Bearer wrong'");
+  EXPECT_EQ(r.status, 401);
+  r = curl(*dir_, "POST", keyed.url("/v1/chat/completions"), body, "-H 'Authorization: Bearer s3cret'");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(curl(*dir_, "GET", keyed.url("/health")).status, 200);  // health checks need no key
+  EXPECT_EQ(keyed.stop(), 0) << keyed.log();
+}
+
+TEST_F(ServeHttp, FullQueueAndSigtermDuringGeneration) {
+  ServerProcess doomed("-m " + model() + " -c 4096 --max-tokens 4000 --max-queue 1", *dir_, "doomed");
+  ASSERT_GT(doomed.port(), 0) << doomed.log();
+  HttpReply streamed;
+  std::thread client([&] {
+    streamed = curl(*dir_, "POST", doomed.url("/v1/chat/completions"),
+                    chat_body("Go on", merged(kNoThink, {{"max_tokens", 4000}, {"stream", true}})).dump());
+  });
+  ASSERT_TRUE(doomed.wait_for_log("request 1: started")) << doomed.log();
+  // --max-queue 1: while the first request runs, the next is turned away at once.
+  const HttpReply busy = curl(*dir_, "POST", doomed.url("/v1/chat/completions"), chat_body("Me too", json::object()).dump());
+  EXPECT_EQ(busy.status, 503) << busy.body;
+  EXPECT_EQ(busy.parsed()["error"]["code"], "server_busy") << busy.body;
+  EXPECT_EQ(busy.parsed()["error"]["type"], "server_error") << busy.body;
+  EXPECT_EQ(doomed.stop(SIGTERM), 0) << doomed.log();
+  client.join();
+  EXPECT_THAT(doomed.log(), HasSubstr("SIGTERM: shutting down"));
+  EXPECT_THAT(doomed.log(), HasSubstr("by the shutdown"));
+  EXPECT_THAT(doomed.log(), HasSubstr("server stopped"));
+  // The client was told, in the stream, why its answer ended.
+  const SseEvents sse = parse_sse(streamed.body);
+  ASSERT_FALSE(sse.events.empty()) << streamed.body;
+  EXPECT_EQ(sse.events.back()["error"]["code"], "server_shutting_down") << streamed.body;
+}
+
+TEST_F(ServeHttp, OpenAiPythonClient) {
+  const char* override_python = std::getenv("XELM_PYTHON");
+  const std::string python = override_python ? override_python : test::data_path("../../.venv/bin/python");
+  const bool has_client = std::system((shell_quote(python) + " -c 'import openai' >/dev/null 2>&1").c_str()) == 0;
+  if (!has_client) {
+    if (std::getenv("CI") != nullptr) FAIL() << python << " with the openai package is missing; scripts/setup.sh installs it";
+    GTEST_SKIP() << "no " << python << " with the openai package: run scripts/setup.sh --deps-only to create .venv";
+  }
+  const std::string out = dir_->file("python.txt");
+  const std::string command = "XELM_SERVE_URL=" + server_->url("/v1") + " XELM_SERVE_LOG=" + dir_->file("server.log") + " " +
+                              shell_quote(python) + " " + test::data_path("../serve_client_test.py") + " >" + out + " 2>&1";
+  const int status = std::system(command.c_str());
+  const std::string output = test::read_text(out);
+  std::printf("%s", output.c_str());  // the client's own report, kept in the test log
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_THAT(output, HasSubstr("OK"));
+}
+
+}  // namespace
+}  // namespace xelm

@@ -1,0 +1,401 @@
+// cmd_serve.cpp — `xelm serve`: an OpenAI-compatible HTTP server (cpp-httplib) over one loaded model.
+// POST /v1/chat/completions and /v1/completions (whole answers or SSE streams), GET /v1/models and
+// GET /health. Requests are validated and tokenized on the HTTP threads, then use the model one at
+// a time in arrival order (FifoGate) through one shared Generator, so a conversation's next turn
+// reuses the KV cache of its common prefix. A client that goes away stops its generation: streams
+// notice at the next token's write, whole answers at the next whitespace heartbeat written ahead
+// of the JSON (legal JSON, and the only way to notice a closed socket without writing the body).
+// Request parsing and the JSON shapes live in serve/openai_api.h.
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <httplib.h>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include "runtime/chat_template.h"
+#include "runtime/error.h"
+#include "runtime/generation.h"
+#include "runtime/reply_stream.h"
+#include "runtime/sampler.h"
+#include "runtime/tokenizer.h"
+#include "runtime/version.h"
+#include "tools/xelm/commands.h"
+#include "tools/xelm/engine_options.h"
+#include "tools/xelm/serve/fifo_gate.h"
+#include "tools/xelm/serve/openai_api.h"
+
+namespace xelm::cli {
+namespace {
+
+using serve::ApiError;
+using serve::Endpoint;
+
+struct ServeOptions {
+  EngineOptions engine;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;
+  std::string alias;
+  int64_t max_tokens = 4096;
+  size_t max_body_bytes = 4u << 20;
+  int max_queue = 32;
+  bool no_think = false;
+  SamplerParams sampling;
+};
+
+// Tokens between whitespace heartbeats of a whole (non-stream) answer.
+constexpr int64_t kHeartbeatTokens = 8;
+
+// One validated request waiting for, or holding, the model.
+struct Job {
+  uint64_t number;
+  serve::CompletionRequest request;
+  std::vector<int32_t> prompt;
+  int64_t n_predict;
+  SamplerParams sampling;
+  serve::ResponseBuilder response;
+  std::chrono::steady_clock::time_point arrived;
+};
+
+void set_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status();
+  res.set_content(serve::json_text(serve::error_json(e)), "application/json");
+}
+
+class ApiServer {
+ public:
+  ApiServer(const ServeOptions& options, bool sampling_flags_given)
+      : options_(options), engine_(load_engine(options.engine)), sampling_flags_given_(sampling_flags_given) {
+    tokenizer_ = Tokenizer::from_gguf(engine_.model->file());
+    template_ = std::make_unique<ChatTemplate>(ChatTemplate::from_gguf(engine_.model->file()));
+    generator_ = std::make_unique<Generator>(*engine_.transformer, *tokenizer_);
+    is_qwen3_ = template_->kind() == ChatTemplateKind::Qwen3;
+    default_thinking_ = is_qwen3_ && !options.no_think;
+    limits_.max_tokens = options.max_tokens;
+    model_id_ = options.alias.empty() ? std::filesystem::path(options.engine.model_path).stem().string() : options.alias;
+    started_ = static_cast<int64_t>(std::time(nullptr));
+    id_salt_ = static_cast<uint32_t>(std::random_device{}());
+    route();
+  }
+
+  // Binds and serves until stop(); false when the address cannot be bound.
+  bool bind() {
+    port_ = options_.port == 0 ? http_.bind_to_any_port(options_.host) : options_.port;
+    if (port_ < 0 || (options_.port != 0 && !http_.bind_to_port(options_.host, options_.port))) return false;
+    if (options_.host != "127.0.0.1" && options_.host != "localhost" && options_.host != "::1" && options_.api_key.empty()) {
+      spdlog::warn("listening on {} without --api-key: anyone who can reach this address can use the model", options_.host);
+    }
+    spdlog::info("listening on http://{}:{} (model {}, {}, context {} tokens{})", options_.host, port_, model_id_,
+                 engine_.description, engine_.transformer->n_ctx(), options_.api_key.empty() ? "" : ", API key required");
+    return true;
+  }
+  void listen() { http_.listen_after_bind(); }
+
+  // Turns away queued requests, ends the running generation and stops listening (from any thread).
+  void stop() {
+    stopping_ = true;
+    gate_.close();
+    http_.stop();
+  }
+
+ private:
+  void route() {
+    http_.set_payload_max_length(options_.max_body_bytes);
+    http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (options_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+      const std::string expected = "Bearer " + options_.api_key;
+      const std::string given = req.get_header_value("Authorization");
+      // Constant-time comparison: the time taken tells nothing about how much of the key matched.
+      unsigned diff = given.size() == expected.size() ? 0u : 1u;
+      for (size_t i = 0; i < std::min(given.size(), expected.size()); ++i) diff |= static_cast<unsigned>(given[i] ^ expected[i]);
+      if (diff == 0) return httplib::Server::HandlerResponse::Unhandled;
+      set_error(res, ApiError(401, "a valid API key is required: send the header 'Authorization: Bearer <key>'", "",
+                              "invalid_api_key"));
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      const nlohmann::json body = {{"status", "ok"}, {"requests_in_progress", gate_.occupancy()}};
+      res.set_content(serve::json_text(body), "application/json");
+    });
+    auto models = [this](const httplib::Request&, httplib::Response& res) {
+      const nlohmann::json model = {{"id", model_id_}, {"object", "model"}, {"created", started_}, {"owned_by", "xelm"}};
+      res.set_content(serve::json_text({{"object", "list"}, {"data", {model}}}), "application/json");
+    };
+    http_.Get("/v1/models", models);
+    http_.Get("/models", models);
+    for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
+      http_.Post(path, [this](const httplib::Request& req, httplib::Response& res) {
+        accept(Endpoint::ChatCompletions, req, res);
+      });
+    }
+    for (const char* path : {"/v1/completions", "/completions"}) {
+      http_.Post(path, [this](const httplib::Request& req, httplib::Response& res) { accept(Endpoint::Completions, req, res); });
+    }
+    http_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;  // an error the handlers already described
+      std::string message;
+      switch (res.status) {
+        case 404: message = "no such endpoint: " + req.method + " " + req.path; break;
+        case 413: message = fmt::format("the request body is larger than this server's limit of {} bytes", options_.max_body_bytes); break;
+        case 400: message = "malformed HTTP request"; break;
+        default: message = "HTTP error " + std::to_string(res.status); break;
+      }
+      res.set_content(serve::json_text(serve::error_json(res.status, message)), "application/json");
+    });
+    http_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
+      std::string what = "unknown error";
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      spdlog::error("{} {}: internal error: {}", req.method, req.path, what);
+      set_error(res, ApiError(500, "internal error: " + what));
+    });
+    http_.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+      if (req.path != "/health") spdlog::debug("{}:{} {} {} -> {}", req.remote_addr, req.remote_port, req.method, req.path, res.status);
+    });
+  }
+
+  SamplerParams sampling_defaults(const serve::CompletionRequest& request) const {
+    if (is_qwen3_ && request.endpoint == Endpoint::ChatCompletions && !sampling_flags_given_) {
+      return with_qwen3_mode_preset(options_.sampling, request.enable_thinking.value_or(default_thinking_));
+    }
+    return options_.sampling;
+  }
+
+  // Validates and tokenizes on the HTTP thread; the answer is produced by a content provider, which
+  // cpp-httplib calls on this same thread once the headers are out.
+  void accept(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
+    const uint64_t number = ++requests_;
+    try {
+      serve::CompletionRequest request = endpoint == Endpoint::ChatCompletions
+                                             ? serve::parse_chat_request(req.body, limits_)
+                                             : serve::parse_completion_request(req.body, limits_);
+      std::vector<int32_t> prompt = serve::build_prompt(request, *template_, *tokenizer_, default_thinking_);
+      const int64_t n_predict = serve::tokens_to_generate(request, static_cast<int64_t>(prompt.size()),
+                                                          engine_.transformer->n_ctx(), limits_);
+      const SamplerParams sampling = request.sampling.apply_to(sampling_defaults(request));
+      try {
+        Sampler check(sampling);
+      } catch (const Error& e) {
+        throw ApiError(400, e.what());
+      }
+      if (gate_.occupancy() >= static_cast<uint64_t>(options_.max_queue)) {
+        throw ApiError(503, fmt::format("the server is busy ({} requests in progress or waiting); try again later", gate_.occupancy()),
+                       "", "server_busy");
+      }
+      const bool stream = request.stream;
+      const char* prefix = endpoint == Endpoint::ChatCompletions ? "chatcmpl" : "cmpl";
+      auto job = std::make_shared<Job>(Job{
+          .number = number,
+          .request = std::move(request),
+          .prompt = std::move(prompt),
+          .n_predict = n_predict,
+          .sampling = sampling,
+          .response = serve::ResponseBuilder(endpoint, fmt::format("{}-{:08x}{:06d}", prefix, id_salt_, number),
+                                             static_cast<int64_t>(std::time(nullptr)), model_id_),
+          .arrived = std::chrono::steady_clock::now()});
+      if (stream) res.set_header("Cache-Control", "no-cache");
+      res.set_chunked_content_provider(stream ? "text/event-stream" : "application/json",
+                                       [this, job](size_t, httplib::DataSink& sink) { return run(*job, sink); });
+    } catch (const ApiError& e) {
+      spdlog::info("request {}: {} {}", number, e.status(), replace_invalid_utf8(e.what()));  // may quote the body
+      set_error(res, e);
+    }
+  }
+
+  // Waits for the model, generates and writes the answer. Returns false when the client went away
+  // (cpp-httplib then closes the connection).
+  bool run(const Job& job, httplib::DataSink& sink) {
+    const bool stream = job.request.stream;
+    bool client_gone = false;
+    auto write = [&](std::string_view data) {
+      if (!client_gone && !sink.write(data.data(), data.size())) client_gone = true;
+      return !client_gone;
+    };
+    auto fail = [&](const ApiError& e) {
+      const nlohmann::json body = serve::error_json(e);
+      write(stream ? serve::sse_event(body) : serve::json_text(body));
+      sink.done();
+      return true;
+    };
+
+    uint64_t ahead = 0;
+    const std::optional<serve::FifoGate::Turn> turn = gate_.enter(&ahead);
+    if (!turn) return fail(ApiError(503, "the server is shutting down", "", "server_shutting_down"));
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - job.arrived).count();
+    if (ahead > 0) spdlog::info("request {}: waited {:.2f} s for {} request(s) ahead", job.number, waited, ahead);
+    spdlog::info("request {}: started: prompt {} tokens, at most {} to generate{}", job.number, job.prompt.size(),
+                 job.n_predict, stream ? ", streamed" : "");
+
+    const serve::ResponseBuilder& response = job.response;
+    Sampler sampler(job.sampling);
+    ReplyStream reply(*tokenizer_, job.prompt,
+                      {.split_reasoning = job.request.endpoint == Endpoint::ChatCompletions, .stop = job.request.stop});
+    if (stream) {
+      if (const nlohmann::json first = response.first_chunk(); !first.is_null()) write(serve::sse_event(first));
+    }
+    int64_t tokens_since_heartbeat = 0;
+    GenerationResult result;
+    try {
+      result = generator_->generate(
+          job.prompt, job.n_predict, sampler,
+          [&](int32_t token, std::string_view text) {
+            if (client_gone) return false;
+            const ReplyDelta delta = reply.push(token, text);
+            if (stream) {
+              if (!delta.empty()) write(serve::sse_event(response.delta_chunk(delta)));
+            } else if (++tokens_since_heartbeat >= kHeartbeatTokens) {
+              tokens_since_heartbeat = 0;
+              write(" ");
+            }
+            return !client_gone && !reply.stopped() && !stopping_.load();
+          });
+    } catch (const std::exception& e) {
+      spdlog::error("request {}: generation failed: {}", job.number, e.what());
+      return fail(ApiError(500, std::string("generation failed: ") + e.what()));
+    }
+    if (client_gone) {
+      spdlog::warn("request {}: the client disconnected; generation stopped after {} tokens", job.number, result.n_generated);
+      return false;
+    }
+    const bool stop_string = reply.stopped();
+    if (stopping_ && result.stop == StopReason::Callback && !stop_string) {
+      spdlog::info("request {}: stopped after {} tokens by the shutdown", job.number, result.n_generated);
+      return fail(ApiError(503, "the server is shutting down", "", "server_shutting_down"));
+    }
+    const ReplyDelta tail = reply.finish();
+    const serve::Usage usage{.prompt_tokens = result.n_prompt,
+                             .cached_tokens = result.n_prompt - result.n_prompt_new,
+                             .completion_tokens = result.n_generated};
+    const std::string_view finish = serve::finish_reason(result.stop, stop_string);
+    if (stream) {
+      if (!tail.empty()) write(serve::sse_event(response.delta_chunk(tail)));
+      write(serve::sse_event(response.final_chunk(finish)));
+      if (job.request.include_usage) write(serve::sse_event(response.usage_chunk(usage)));
+      write(serve::kSseDone);
+    } else {
+      write(serve::json_text(response.complete(reply.reasoning(), reply.content(), finish, usage)));
+    }
+    spdlog::info("request {}: prompt {} tokens ({} cached), answer {} tokens in {:.2f} s ({:.1f} tok/s), finish {}",
+                 job.number, usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens,
+                 result.prompt_seconds + result.generate_seconds,
+                 result.generate_seconds > 0 ? static_cast<double>(result.n_generated) / result.generate_seconds : 0.0, finish);
+    if (client_gone) return false;
+    sink.done();
+    return true;
+  }
+
+  const ServeOptions& options_;
+  Engine engine_;
+  bool sampling_flags_given_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<ChatTemplate> template_;
+  std::unique_ptr<Generator> generator_;  // one for all requests: its KV cache keeps the last prompt
+  serve::RequestLimits limits_;
+  serve::FifoGate gate_;
+  bool is_qwen3_ = false, default_thinking_ = false;
+  std::string model_id_;
+  int64_t started_ = 0;
+  uint32_t id_salt_ = 0;
+  int port_ = 0;
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<bool> stopping_{false};
+  httplib::Server http_;
+};
+
+int serve_forever(const ServeOptions& o, const CLI::App& cmd) {
+  // SIGINT and SIGTERM go to one watcher thread (blocked everywhere else, so every thread started
+  // from here on inherits the mask); a write to a closed socket must return an error, not kill us.
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::mutex lifecycle;  // guards `running` and `finished` between this thread and the watcher
+  ApiServer* running = nullptr;
+  bool finished = false;
+  std::thread watcher([&] {
+    int received = 0;
+    sigwait(&signals, &received);
+    for (bool first = true;; first = false) {
+      {
+        std::lock_guard lock(lifecycle);
+        if (finished) return;
+        if (running == nullptr) {  // still loading: nothing to shut down cleanly
+          spdlog::info("interrupted while loading the model");
+          std::_Exit(130);
+        }
+        if (first) spdlog::info("{}: shutting down", received == SIGINT ? "SIGINT" : "SIGTERM");
+        running->stop();  // may come before the listen loop has started: repeat until it has ended
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  auto end_watcher = [&] {
+    {
+      std::lock_guard lock(lifecycle);
+      finished = true;
+      running = nullptr;
+    }
+    ::kill(::getpid(), SIGTERM);  // blocked in every thread: wakes the watcher's sigwait if no signal came
+    watcher.join();
+  };
+
+  try {
+    ApiServer server(o, mode_preset_flags_given(cmd));
+    {
+      std::lock_guard lock(lifecycle);
+      running = &server;
+    }
+    if (!server.bind()) throw Error(fmt::format("cannot listen on {}:{} (address in use or not available here)", o.host, o.port));
+    server.listen();
+    end_watcher();  // before the server goes away
+    spdlog::info("server stopped");
+  } catch (...) {
+    if (watcher.joinable()) end_watcher();
+    throw;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Subcommand add_serve_command(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (chat completions, completions, models)");
+  o->engine.add_to(*cmd);
+  cmd->add_option("--host", o->host, "Address to listen on (127.0.0.1: this machine only)")->capture_default_str();
+  cmd->add_option("--port", o->port, "Port to listen on (0: any free port, printed at start)")
+      ->check(CLI::Range(0, 65535))->capture_default_str();
+  cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on every request but GET /health");
+  cmd->add_option("--alias", o->alias, "Model id in the API (default: the model file's name without .gguf)");
+  cmd->add_option("--max-tokens", o->max_tokens, "Most tokens one answer may have (a request's max_tokens above is refused)")
+      ->check(CLI::Range(1, 1 << 24))->capture_default_str();
+  cmd->add_option("--max-body", o->max_body_bytes, "Largest request body in bytes")
+      ->check(CLI::Range(1024, 1 << 30))->capture_default_str();
+  cmd->add_option("--max-queue", o->max_queue, "Most requests in progress or waiting; more get 503")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_flag("--no-think", o->no_think, "Qwen3: answer without thinking unless a request sets enable_thinking");
+  o->sampling = SamplerParams::qwen3_thinking();
+  add_sampling_options(*cmd, o->sampling, "--seed");
+  return {cmd, [o, cmd] { return serve_forever(*o, *cmd); }};
+}
+
+}  // namespace xelm::cli
