@@ -28,6 +28,10 @@ run_ctest() {
   return "$status"
 }
 
+if ! .venv/bin/python -c 'import openai' 2>/dev/null; then
+  echo "note: no .venv with the openai package (scripts/setup.sh installs it from PyPI): the openai-client serve test will skip"
+fi
+
 echo "== build (ci preset: release, -Werror) and test"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j "$jobs"
