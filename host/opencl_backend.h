@@ -19,6 +19,9 @@ struct OpenClOptions {
   std::string device;  // --device: index or name substring; "" = $XELM_OPENCL_DEVICE, else the default choice
   std::optional<std::string> cache_dir;  // kernel binary cache: nullopt = default_kernel_cache_dir(), "" = off
   uint64_t max_alloc_bytes = 0;  // cap on one buffer (0 = the device's limit, or $XELM_OPENCL_MAX_ALLOC_MB)
+  // The fused decode kernels (kernels/fused.cl) behind Backend's fused ops; off (or $XELM_OPENCL_FUSED=0):
+  // the unfused ops, one launch per op, for A/B comparisons.
+  bool fused = true;
 };
 
 // Work the backend did since the last reset_counters().

@@ -215,6 +215,18 @@ inline void dequant_q6_k(global const uchar* row, int c, float* out) {
   }
 }
 
+// One 32-element block of f32 into Q8_0 (34 bytes: d, qs[32]) with ggml's reference rounding:
+// d = amax / 127, q = round(x / d). For the KV cache (kv_cache.cl, fused.cl).
+inline void quantize_block_q8_0(global const float* x, global uchar* block) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = fmax(amax, fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  vstore_half(d, 0, (global half*)block);
+  global char* qs = (global char*)(block + 2);
+  for (int j = 0; j < 32; ++j) qs[j] = (char)round(x[j] * id);
+}
+
 // Tree reduction of one float per work-item over a work-group of `n` (a power of two) items.
 // Every item gets the sum. `scratch` holds n floats.
 inline float work_group_sum(float v, local float* scratch, int lid, int n) {
