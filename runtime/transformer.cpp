@@ -31,7 +31,9 @@ struct Transformer::BackendState {
   std::unique_ptr<Activation> proj;   // [n, n_embd] output of attn_output / ffn_down
   std::unique_ptr<Activation> gate;   // [n, n_ff]
   std::unique_ptr<Activation> up;     // [n, n_ff]
-  std::unique_ptr<Activation> logits; // [n, n_vocab] (allocated on the head backend only)
+  // [n, n_vocab] on the head backend only: one row until an all-logits eval needs n_batch rows
+  // (n_batch × n_vocab floats is 300 MiB for Qwen's vocabulary at n_batch 512).
+  std::unique_ptr<Activation> logits;
   std::unique_ptr<Activation> last;   // [1, n_embd] the last row, when only its logits are wanted
 };
 
@@ -68,7 +70,7 @@ Transformer::Transformer(const Model& model, Placement placement, TransformerOpt
   weight(placement_.head, model.weights().output_norm);
   weight(placement_.head, model.weights().output);
   BackendState& head = state(placement_.head);
-  head.logits = placement_.head->new_activation(n_batch_, c.n_vocab);
+  head.logits = placement_.head->new_activation(1, c.n_vocab);
   head.last = placement_.head->new_activation(1, c.n_embd);
 }
 
@@ -194,6 +196,7 @@ void Transformer::eval_batch(std::span<const int32_t> tokens, bool all_logits, s
   }
   const int64_t n_out = rows->rows();
   s.h->set_rows(n_out);
+  if (s.logits->capacity() < n_out) s.logits = b->new_activation(n_batch_, c.n_vocab);
   s.logits->set_rows(n_out);
   const Product head[] = {{&weight(b, w.output), nullptr, s.logits.get()}};  // logits[n_out, n_vocab]
   b->norm_matmul(*rows, weight(b, w.output_norm), eps, *s.h, head);
