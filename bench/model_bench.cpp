@@ -7,6 +7,7 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -70,13 +71,15 @@ int timed_tokens(const BenchTest& test) { return test.n_prompt + test.n_gen; }
 
 struct RunSample {
   double ns = 0;
-  uint64_t launches = 0, syncs = 0;
+  uint64_t launches = 0, syncs = 0, bytes_to_device = 0, bytes_from_device = 0;
+  uint64_t layer_launches = 0;  // launches between the layer hook's enter and leave on the GPU backend
 };
 
 // One run of a test on a fresh cache. OpenCL counters cover the timed part only (for tg: reset after
-// the untimed prompt).
+// the untimed prompt). gpu_layers_backend: the Backend the placement gives the GPU layers (the
+// profiling decorator under --profile), whose layers' launches are counted apart.
 RunSample time_run(Transformer& transformer, const std::vector<int32_t>& tokens, const BenchTest& test,
-                   opencl::OpenClBackend* gpu) {
+                   opencl::OpenClBackend* gpu, const Backend* gpu_layers_backend) {
   using Clock = std::chrono::steady_clock;
   transformer.truncate(0);
   int next = 0;
@@ -84,7 +87,19 @@ RunSample time_run(Transformer& transformer, const std::vector<int32_t>& tokens,
     transformer.eval(std::span<const int32_t>(tokens.data(), kTgPromptTokens));
     next = kTgPromptTokens;
   }
-  if (gpu) gpu->reset_counters();
+  uint64_t layer_launches = 0, launches_at_enter = 0;
+  if (gpu) {
+    gpu->reset_counters();
+    transformer.set_layer_hook([&](int64_t, Backend* backend, bool entering) {
+      if (backend != gpu_layers_backend) return;
+      const uint64_t now = gpu->counters().kernel_launches;
+      if (entering) {
+        launches_at_enter = now;
+      } else {
+        layer_launches += now - launches_at_enter;
+      }
+    });
+  }
   const auto t0 = Clock::now();
   if (test.n_prompt > 0) {
     transformer.eval(std::span<const int32_t>(tokens.data(), static_cast<size_t>(test.n_prompt)));
@@ -93,8 +108,13 @@ RunSample time_run(Transformer& transformer, const std::vector<int32_t>& tokens,
   for (int i = 0; i < test.n_gen; ++i) transformer.eval(std::span<const int32_t>(&tokens[static_cast<size_t>(next + i)], 1));
   RunSample sample{.ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count()};
   if (gpu) {
-    sample.launches = gpu->counters().kernel_launches;
-    sample.syncs = gpu->counters().blocking_syncs;
+    transformer.set_layer_hook({});
+    const opencl::OpenClCounters& c = gpu->counters();
+    sample.launches = c.kernel_launches;
+    sample.syncs = c.blocking_syncs;
+    sample.bytes_to_device = c.bytes_to_device;
+    sample.bytes_from_device = c.bytes_from_device;
+    sample.layer_launches = layer_launches;
   }
   return sample;
 }
@@ -179,6 +199,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
                                     const std::atomic<bool>* stop) {
   if (settings.repetitions < 1) throw Error("-r/--repetitions must be at least 1");
   if (tests.empty()) return {};
+  const bool peak_rss = settings.measure_peak_rss && reset_peak_resident();
   int n_ctx = 1;
   for (const BenchTest& t : tests) n_ctx = std::max(n_ctx, context_needed(t));
 
@@ -192,6 +213,8 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   options.n_gpu_layers = config.backend == "opencl" ? std::to_string(config.n_gpu_layers) : "0";
   options.device = settings.device;
   cli::Engine engine = cli::load_engine(options);
+  // What the load copied (before any timed run resets the counters).
+  const opencl::OpenClCounters loaded = engine.gpu ? engine.gpu->counters() : opencl::OpenClCounters{};
   const Model& model = *engine.model;
   const ModelConfig& c = model.config();
   if (n_ctx > c.n_ctx_train) throw Error(fmt::format("test needs {} positions; the model has {}", n_ctx, c.n_ctx_train));
@@ -215,7 +238,13 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   if (engine.gpu) {
     base.gpu_info = engine.gpu->device_info().name;
     base.gpu_driver = engine.gpu->device_info().driver_version;
+    base.unified_memory = engine.gpu->device_info().unified_memory;
+    base.weight_bytes_copied = loaded.weight_bytes_copied;
+    base.weight_bytes_zero_copy = loaded.weight_bytes_zero_copy;
   }
+  std::error_code size_error;
+  base.file_size = std::filesystem::file_size(model_path, size_error);
+  if (size_error) base.file_size = 0;
   base.n_threads = config.backend == "ref" ? 1 : (config.n_threads > 0 ? config.n_threads : cpu::cpu_features().physical_cores);
   base.n_batch = config.n_batch;
   base.n_gpu_layers = engine.gpu ? config.n_gpu_layers : 0;
@@ -237,6 +266,12 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
         TransformerOptions{.n_ctx = n_ctx, .n_batch = config.n_batch, .kv_type = options.kv_cache_type()});
   }
   Transformer& transformer = *engine.transformer;
+  const Backend* gpu_layers_backend =
+      profiled_gpu ? static_cast<const Backend*>(profiled_gpu.get()) : static_cast<const Backend*>(engine.gpu.get());
+  base.gpu_layers = gpu_layers_backend == nullptr
+                        ? 0
+                        : static_cast<int>(std::count(transformer.placement().layers.begin(),
+                                                      transformer.placement().layers.end(), gpu_layers_backend));
   const std::vector<int32_t> tokens = random_tokens(n_ctx, c.n_vocab, 1234);
 
   std::vector<BenchResult> results;
@@ -248,21 +283,30 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
     r.test_time = now_iso8601();
     spdlog::info("{} ngl={}: timing {} (a warm-up run, then up to {} timed runs)", r.backend, r.n_gpu_layers,
                  r.test_name(), settings.repetitions);
-    time_run(transformer, tokens, test, engine.gpu.get());  // warm-up (page faults, caches, kernel builds), excluded
+    // Warm-up (page faults, caches, kernel builds), excluded.
+    time_run(transformer, tokens, test, engine.gpu.get(), gpu_layers_backend);
     if (profiled_cpu) profiled_cpu->reset_times();
     if (profiled_gpu) profiled_gpu->reset_times();
-    uint64_t launches = 0, syncs = 0;
+    RunSample sum;
     for (int rep = 0; rep < settings.repetitions && !(stop && stop->load() && rep > 0); ++rep) {
-      const RunSample sample = time_run(transformer, tokens, test, engine.gpu.get());
+      const RunSample sample = time_run(transformer, tokens, test, engine.gpu.get(), gpu_layers_backend);
       r.samples_ns.push_back(sample.ns);
-      launches += sample.launches;
-      syncs += sample.syncs;
+      sum.launches += sample.launches;
+      sum.syncs += sample.syncs;
+      sum.bytes_to_device += sample.bytes_to_device;
+      sum.bytes_from_device += sample.bytes_from_device;
+      sum.layer_launches += sample.layer_launches;
     }
     const double n_runs = static_cast<double>(r.samples_ns.size());
     if (engine.gpu) {
+      const double tokens_timed = n_runs * timed_tokens(test);
       r.has_gpu_counters = true;
-      r.launches_per_token = static_cast<double>(launches) / (n_runs * timed_tokens(test));
-      r.syncs_per_token = static_cast<double>(syncs) / (n_runs * timed_tokens(test));
+      r.launches_per_token = static_cast<double>(sum.launches) / tokens_timed;
+      r.syncs_per_token = static_cast<double>(sum.syncs) / tokens_timed;
+      r.h2d_bytes_per_token = static_cast<double>(sum.bytes_to_device) / tokens_timed;
+      r.d2h_bytes_per_token = static_cast<double>(sum.bytes_from_device) / tokens_timed;
+      r.launches_per_layer_token =
+          r.gpu_layers > 0 ? static_cast<double>(sum.layer_launches) / (tokens_timed * r.gpu_layers) : 0.0;
     }
     if (profiled_cpu) append_profile(r, *profiled_cpu, n_runs);
     if (profiled_gpu) append_profile(r, *profiled_gpu, n_runs);
@@ -271,13 +315,33 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
                  r.n_batch, r.type_k, r.test_name(), r.avg_ts, r.stddev_ts);
     results.push_back(std::move(r));
   }
+  if (peak_rss) {
+    const uint64_t peak = peak_resident_bytes();
+    for (BenchResult& r : results) r.peak_rss_bytes = peak;
+  }
   return results;
+}
+
+uint64_t peak_resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;  // "VmHWM:  123 kB"
+  }
+  return 0;
+}
+
+bool reset_peak_resident() {
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  clear_refs << "5";  // 5: reset the peak resident set size to the current one
+  clear_refs.flush();
+  return static_cast<bool>(clear_refs);
 }
 
 std::vector<BenchResult> run_benchmarks(const BenchParams& params) {
   const std::vector<BenchTest> tests = expand_tests(params);
   const RunSettings settings{.repetitions = params.repetitions, .bandwidth_gbps = params.bandwidth_gbps,
-                             .profile = params.profile, .device = params.device};
+                             .profile = params.profile, .device = params.device, .measure_peak_rss = true};
   std::vector<BenchResult> results;
   for (const BenchConfig& config : expand_configs(params)) {
     std::vector<BenchResult> rows = run_config(params.model_path, config, tests, settings);
@@ -300,9 +364,21 @@ nlohmann::json to_json(const BenchResult& r, double bandwidth_gbps) {
       {"avg_ns", static_cast<uint64_t>(r.avg_ns)}, {"stddev_ns", static_cast<uint64_t>(r.stddev_ns)},
       {"avg_ts", r.avg_ts}, {"stddev_ts", r.stddev_ts}, {"samples_ns", r.samples_ns}, {"gbps", r.gbps},
       {"bw_pct", r.bw_pct}, {"bandwidth_gbps", bandwidth_gbps}};
+  row["file_size"] = r.file_size;
+  if (r.peak_rss_bytes > 0) {
+    row["peak_rss_bytes"] = r.peak_rss_bytes;
+    row["peak_rss_file_ratio"] = r.peak_rss_ratio();
+  }
   if (r.has_gpu_counters) {
     row["launches_per_token"] = r.launches_per_token;
     row["syncs_per_token"] = r.syncs_per_token;
+    row["gpu_layers"] = r.gpu_layers;
+    row["launches_per_layer_token"] = r.launches_per_layer_token;
+    row["h2d_bytes_per_token"] = r.h2d_bytes_per_token;
+    row["d2h_bytes_per_token"] = r.d2h_bytes_per_token;
+    row["weight_bytes_copied"] = r.weight_bytes_copied;
+    row["weight_bytes_zero_copy"] = r.weight_bytes_zero_copy;
+    row["unified_memory"] = r.unified_memory;
   }
   if (!r.profile.empty()) {
     nlohmann::json ops = nlohmann::json::array();
@@ -318,6 +394,8 @@ nlohmann::json to_json(const BenchResult& r, double bandwidth_gbps) {
 
 std::string optional_number(bool present, double value) { return present ? fmt::format("{:.2f}", value) : ""; }
 
+std::string format_mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1u << 20)); }
+
 }  // namespace
 
 std::string format_results(const std::vector<BenchResult>& results, const std::string& format, double bandwidth_gbps) {
@@ -325,15 +403,25 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
   if (format == "csv") {
     out = "build_commit,cpu_info,gpu_info,gpu_driver,backends,model_filename,model_name,model_type,model_size,"
           "model_n_params,n_batch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,test_time,avg_ns,stddev_ns,"
-          "avg_ts,stddev_ts,gbps,bw_pct,launches_per_token,syncs_per_token\n";
+          "avg_ts,stddev_ts,gbps,bw_pct,launches_per_token,syncs_per_token,launches_per_layer_token,"
+          "h2d_bytes_per_token,d2h_bytes_per_token,weight_bytes_copied,weight_bytes_zero_copy,unified_memory,file_size,"
+          "peak_rss_bytes,peak_rss_file_ratio\n";
     for (const BenchResult& r : results) {
       out += fmt::format(
           "\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},{},{},{},\"{}\",\"{}\",{},{},{},\"{}\",{:.0f},{:.0f},"
-          "{:.6f},{:.6f},{:.3f},{:.2f},{},{}\n",
+          "{:.6f},{:.6f},{:.3f},{:.2f},{},{},{},{},{},{},{},{},{},{},{}\n",
           r.build_commit, r.cpu_info, r.gpu_info, r.gpu_driver, r.backend, r.model_filename, r.model_name,
           r.model_type, r.model_size, r.model_n_params, r.n_batch, r.n_threads, r.type_k, r.type_v, r.n_gpu_layers,
           r.n_prompt, r.n_gen, r.test_time, r.avg_ns, r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbps, r.bw_pct,
-          optional_number(r.has_gpu_counters, r.launches_per_token), optional_number(r.has_gpu_counters, r.syncs_per_token));
+          optional_number(r.has_gpu_counters, r.launches_per_token), optional_number(r.has_gpu_counters, r.syncs_per_token),
+          optional_number(r.has_gpu_counters, r.launches_per_layer_token),
+          optional_number(r.has_gpu_counters, r.h2d_bytes_per_token),
+          optional_number(r.has_gpu_counters, r.d2h_bytes_per_token),
+          r.has_gpu_counters ? std::to_string(r.weight_bytes_copied) : "",
+          r.has_gpu_counters ? std::to_string(r.weight_bytes_zero_copy) : "",
+          r.has_gpu_counters ? (r.unified_memory ? "1" : "0") : "", r.file_size,
+          r.peak_rss_bytes > 0 ? std::to_string(r.peak_rss_bytes) : "",
+          r.peak_rss_bytes > 0 ? fmt::format("{:.3f}", r.peak_rss_ratio()) : "");
     }
     return out;
   }
@@ -353,6 +441,26 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
                        optional_number(r.has_gpu_counters, r.launches_per_token),
                        optional_number(r.has_gpu_counters, r.syncs_per_token));
   }
+  // Offload costs of the OpenCL rows (per timed token) and every row's peak memory.
+  std::string counters;
+  for (const BenchResult& r : results) {
+    const std::string rss = r.peak_rss_bytes > 0 ? fmt::format("{:.0f} MiB / {:.0f} MiB = {:.2f}x",
+                                                               static_cast<double>(r.peak_rss_bytes) / (1u << 20),
+                                                               static_cast<double>(r.file_size) / (1u << 20),
+                                                               r.peak_rss_ratio())
+                                                 : "n/a";
+    if (!r.has_gpu_counters) {
+      counters += fmt::format("| {} | {} | {} | | | | | | | {} |\n", r.backend, r.n_gpu_layers, r.test_name(), rss);
+      continue;
+    }
+    counters += fmt::format("| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {} copied, {} in place{} | {} |\n",
+                            r.backend, r.n_gpu_layers, r.test_name(), r.launches_per_token, r.launches_per_layer_token,
+                            r.syncs_per_token, r.h2d_bytes_per_token, r.d2h_bytes_per_token,
+                            format_mib(r.weight_bytes_copied), format_mib(r.weight_bytes_zero_copy),
+                            r.unified_memory ? " (unified memory)" : "", rss);
+  }
+  out += "\n| backend | ngl | test | launches/tok | launches/layer/tok | syncs/tok | h2d B/tok | d2h B/tok | weights at load "
+         "| peak RSS / file |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n" + counters;
   std::string profiles;
   for (const BenchResult& r : results) {
     if (r.profile.empty()) continue;

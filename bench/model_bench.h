@@ -69,8 +69,17 @@ struct BenchResult {
   std::vector<double> samples_ns;       // one per repetition
   double avg_ns = 0, stddev_ns = 0, avg_ts = 0, stddev_ts = 0;
   double gbps = 0, bw_pct = 0;          // weight bytes per token × tok/s; share of measured bandwidth
-  bool has_gpu_counters = false;        // OpenCL rows: the two fields below are set
+  bool has_gpu_counters = false;        // OpenCL rows: the fields below up to unified_memory are set
   double launches_per_token = 0, syncs_per_token = 0;
+  int gpu_layers = 0;                   // repeating layers placed on the GPU
+  double launches_per_layer_token = 0;  // kernel launches inside GPU layers / (gpu_layers × timed tokens)
+  double h2d_bytes_per_token = 0, d2h_bytes_per_token = 0;  // host → device and device → host transfers
+  uint64_t weight_bytes_copied = 0;     // weight bytes copied into device buffers at load (0 when zero-copy)
+  uint64_t weight_bytes_zero_copy = 0;  // weight bytes the device uses in place (CL_MEM_USE_HOST_PTR)
+  bool unified_memory = false;          // the device shares host memory
+  uint64_t file_size = 0;               // bytes of the GGUF file
+  uint64_t peak_rss_bytes = 0;          // VmHWM over this config's load and runs (0: not measured)
+  double peak_rss_ratio() const { return file_size > 0 ? static_cast<double>(peak_rss_bytes) / file_size : 0.0; }
   std::vector<OpProfile> profile;       // --profile only
   std::string test_name() const;
 };
@@ -85,6 +94,9 @@ struct RunSettings {
   double bandwidth_gbps = 0.0;
   bool profile = false;
   std::string device;
+  // Reset the process's peak RSS (VmHWM) before loading and record it per config: the peak of this
+  // config alone. `xelm tune` leaves it off and reports the cumulative peak.
+  bool measure_peak_rss = false;
 };
 
 // Loads the engine for `config` once and runs every test on it (one warm-up run each, excluded).
@@ -102,5 +114,10 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
 
 // How --profile measured each backend (printed with the profile).
 std::string profile_method_note();
+
+// VmHWM from /proc/self/status in bytes (0 where unavailable).
+uint64_t peak_resident_bytes();
+// Resets VmHWM to the current RSS (/proc/self/clear_refs, Linux 4.0+); false where that is refused.
+bool reset_peak_resident();
 
 }  // namespace xelm::bench

@@ -50,5 +50,21 @@ void ProfilingBackend::swiglu(const Activation& gate, const Activation& up, Acti
 void ProfilingBackend::add(Activation& x, const Activation& y) {
   timed("add", [&] { inner_.add(x, y); });
 }
+void ProfilingBackend::norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                                   std::span<const Product> products) {
+  timed("norm_matmul", [&] { inner_.norm_matmul(x, norm, eps, h, products); });
+}
+void ProfilingBackend::rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
+                                     const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                                     const AttentionShape& shape, float freq_base) {
+  timed("rope_store_kv", [&] { inner_.rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base); });
+}
+void ProfilingBackend::matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {
+  timed("matmul_add", [&] { inner_.matmul_add(w, a, x, scratch); });
+}
+void ProfilingBackend::norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
+                                   const Weight& w_up, Activation& h, Activation& up, Activation& out) {
+  timed("norm_swiglu", [&] { inner_.norm_swiglu(x, norm, eps, w_gate, w_up, h, up, out); });
+}
 
 }  // namespace xelm::bench

@@ -48,6 +48,16 @@ class ProfilingBackend : public Backend {
   void swiglu(const Activation& gate, const Activation& up, Activation& out) override;
   void add(Activation& x, const Activation& y) override;
   void synchronize() override { inner_.synchronize(); }
+  // Fused ops are forwarded whole (timed under their own names), so the inner backend's fused
+  // kernels run as they would unprofiled.
+  void norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                   std::span<const Product> products) override;
+  void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm, const Weight* k_norm,
+                     float eps, KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                     float freq_base) override;
+  void matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) override;
+  void norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate, const Weight& w_up,
+                   Activation& h, Activation& up, Activation& out) override;
 
  private:
   template <typename Op>

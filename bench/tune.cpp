@@ -34,15 +34,6 @@ std::vector<BenchConfig> tune_plan(const TuneParams& params, int64_t n_layer) {
   return plan;
 }
 
-uint64_t peak_resident_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;  // "VmHWM:  123 kB"
-  }
-  return 0;
-}
-
 std::vector<TuneMeasurement> run_tune(const TuneParams& params, const std::vector<BenchConfig>& plan,
                                       const std::atomic<bool>& stop,
                                       const std::function<void(size_t, const BenchConfig&)>& progress) {

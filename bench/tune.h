@@ -70,7 +70,4 @@ std::string config_flags(const BenchConfig& config);
 std::string render_tune_svg(const std::vector<TuneMeasurement>& measurements, const std::string& title,
                             int64_t n_layer, int n_prompt, int n_gen);
 
-// VmHWM from /proc/self/status in bytes (0 where unavailable).
-uint64_t peak_resident_bytes();
-
 }  // namespace xelm::bench

@@ -15,6 +15,12 @@
 // an f32 scratch matrix, a block of rows at a time (gemm_scratch_mb bounds it), and multiplies it
 // with CLBlast's SGEMM; if CLBlast fails on the device (its kernels do not build, say), the path
 // is switched off with one warning and the kernels above do the work.
+//
+// Fused ops (kernels/fused.cl): a decoded token (one row) runs each layer in six launches —
+// norm+q|k|v product, q/k norm+rope+KV store, attention (two when split over the keys), attn_output
+// product added into the residual, norm+gate|up+SiLU product, ffn_down product added into the
+// residual. Prefill batches take the unfused ops (the tiled kernels or the GEMM path), except
+// rope_store_kv.
 #include "host/opencl_backend.h"
 
 #include <algorithm>
@@ -42,8 +48,8 @@ constexpr uint64_t kMiB = 1024 * 1024;
 constexpr uintptr_t kZeroCopyAlignment = 4096;
 
 // Program files, each built with common.cl prepended.
-constexpr const char* kProgramFiles[] = {"matmul.cl",      "get_rows.cl", "norm.cl",      "rope.cl",
-                                         "elementwise.cl", "kv_cache.cl", "attention.cl", "gemm.cl"};
+constexpr const char* kProgramFiles[] = {"matmul.cl",      "get_rows.cl", "norm.cl",      "rope.cl", "elementwise.cl",
+                                         "kv_cache.cl",    "attention.cl", "gemm.cl",     "fused.cl"};
 
 std::string kernel_type_name(GgmlType type) {
   std::string name(type_traits(type).name);
@@ -104,6 +110,11 @@ void check_same_shape(const Activation& a, const Activation& b, const char* op) 
   }
 }
 
+bool env_is(const char* name, const char* value) {
+  const char* env = std::getenv(name);
+  return env != nullptr && std::strcmp(env, value) == 0;
+}
+
 uint64_t max_alloc_cap(const DeviceInfo& info, uint64_t requested) {
   uint64_t cap = info.max_alloc_bytes;
   if (const char* env = std::getenv("XELM_OPENCL_MAX_ALLOC_MB"); env != nullptr && *env != '\0') {
@@ -150,6 +161,7 @@ class OpenClBackendImpl final : public OpenClBackend {
         gemm_min_tokens_(gemm_threshold(options.gemm_min_tokens, tuning_.gemm_min_tokens)),
         gemm_fault_(options.gemm_fault_for_testing),
         max_alloc_(max_alloc_cap(info_, options.max_alloc_bytes)),
+        fused_(options.fused && !env_is("XELM_OPENCL_FUSED", "0")),
         cache_(context_, device_, info_, options.cache_dir.value_or(default_kernel_cache_dir())) {
     for (const char* file : kProgramFiles) {
       cl::Program program = cache_.build(file, options_string_);
@@ -424,6 +436,75 @@ class OpenClBackendImpl final : public OpenClBackend {
     pending_add_elements_ = static_cast<size_t>(x.rows() * x.cols());
   }
 
+  // Decode: one kernel_matvec_f32 launch for up to three products of one row; else the unfused ops.
+  void norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                   std::span<const Product> products) override {
+    if (!fused_ || x.rows() != 1 || norm.in_features() != x.cols() || !fusable(x, products)) {
+      Backend::norm_matmul(x, norm, eps, h, products);
+      return;
+    }
+    flush_pending_add();
+    launch_matvec(x, &norm, eps, false, products);
+  }
+
+  // Any batch: one kernel_rope_store_<kv> launch (Q8_0 caches need heads of whole 32-element blocks).
+  void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm, const Weight* k_norm,
+                     float eps, KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                     float freq_base) override {
+    auto& c = static_cast<ClKvCache&>(cache);
+    const int64_t d = shape.head_dim, kv_width = shape.n_head_kv * d;
+    const bool fits = fused_ && q.cols() == shape.n_head * d && k.cols() == kv_width && v.cols() == kv_width &&
+                      q.rows() == k.rows() && k.rows() == v.rows() && c.head_dim() == d &&
+                      c.n_head_kv() == shape.n_head_kv && pos0 + k.rows() <= c.n_ctx() &&
+                      (q_norm == nullptr || q_norm->in_features() == d) &&
+                      (k_norm == nullptr || k_norm->in_features() == d) &&
+                      (c.type() != GgmlType::Q8_0 || d % 32 == 0);
+    if (!fits) {
+      Backend::rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base);
+      return;
+    }
+    flush_pending_add();
+    const size_t wg = static_cast<size_t>(norm_wg());
+    launch("kernel_rope_store_" + kernel_type_name(c.type()),
+           cl::NDRange(wg, static_cast<size_t>(shape.n_head + 2 * shape.n_head_kv), static_cast<size_t>(q.rows())),
+           cl::NDRange(wg, 1, 1), buf(q), buf(k), buf(v), q_norm != nullptr ? wt(*q_norm).dense : dummy_,
+           k_norm != nullptr ? wt(*k_norm).dense : dummy_, cl_int(q_norm != nullptr), cl_int(k_norm != nullptr),
+           cl_float(eps), c.k, c.v, cl_int(shape.n_head), cl_int(shape.n_head_kv), cl_int(d), cl_int(pos0),
+           inv_freq(d, freq_base));
+  }
+
+  // Decode: the product adds itself into x (one kernel_matvec_f32 launch); else matmul, then add.
+  void matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) override {
+    const Product product{&w, nullptr, &x};
+    if (!fused_ || a.rows() != 1 || !fusable(a, std::span<const Product>(&product, 1))) {
+      Backend::matmul_add(w, a, x, scratch);
+      return;
+    }
+    flush_pending_add();
+    launch_matvec(a, nullptr, 0.0f, true, std::span<const Product>(&product, 1));
+  }
+
+  // Decode with gate and up of one type: one kernel_norm_swiglu_f32 launch; else the unfused ops.
+  void norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate, const Weight& w_up,
+                   Activation& h, Activation& up, Activation& out) override {
+    const Product gate{&w_gate, nullptr, &out};
+    if (!fused_ || x.rows() != 1 || norm.in_features() != x.cols() || w_gate.type() != w_up.type() ||
+        w_gate.out_features() != w_up.out_features() || !fusable(x, std::span<const Product>(&gate, 1)) ||
+        wt(w_up).pieces.size() != 1 || w_up.in_features() != x.cols()) {
+      Backend::norm_swiglu(x, norm, eps, w_gate, w_up, h, up, out);
+      return;
+    }
+    flush_pending_add();
+    const ClWeight& g = wt(w_gate);
+    const ClWeight& u = wt(w_up);
+    const size_t groups = static_cast<size_t>((w_gate.out_features() + tuning_.matmul_rows - 1) / tuning_.matmul_rows);
+    const size_t wg = static_cast<size_t>(matmul_wg());
+    launch("kernel_norm_swiglu_f32", cl::NDRange(wg * groups), cl::NDRange(wg), buf(x), wt(norm).dense, cl_float(eps),
+           cl_int(x.cols()), g.pieces[0].buffer, cl_ulong{g.pieces[0].offset}, u.pieces[0].buffer,
+           cl_ulong{u.pieces[0].offset}, cl_ulong{g.row_bytes}, cl_int(static_cast<int>(w_gate.type())),
+           cl_int(w_gate.out_features()), buf(out));
+  }
+
  private:
   int matmul_wg() const { return tuning_.matmul_wg; }
   int matmul_tokens() const { return tuning_.matmul_tokens; }
@@ -502,6 +583,60 @@ class OpenClBackendImpl final : public OpenClBackend {
     launch("kernel_add_f32", cl::NDRange(pending_add_elements_), cl::NullRange, x, y);
   }
 
+  // Whether kernel_matvec_f32 can compute these products of the one row of x: 1 to 3 weights, each
+  // one buffer (not split by rows), of the input's width, into one-row outputs that are not x.
+  bool fusable(const Activation& x, std::span<const Product> products) const {
+    if (products.empty() || products.size() > 3) return false;
+    for (const Product& p : products) {
+      if (wt(*p.weight).pieces.size() != 1 || p.weight->in_features() != x.cols() || p.out->rows() != 1 ||
+          p.out->cols() != p.weight->out_features() || buf(*p.out)() == buf(x)() ||
+          (p.bias != nullptr && p.bias->in_features() != p.weight->out_features())) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // y_s (+)= W_s · h for the products s of the one row of x, h = rms_norm(x) * norm when norm is given,
+  // else x; `accumulate` adds into y_s (the residual add). Segments beyond products.size() are empty.
+  void launch_matvec(const Activation& x, const Weight* norm, float eps, bool accumulate,
+                     std::span<const Product> products) {
+    const size_t rows_per_group = static_cast<size_t>(tuning_.matmul_rows);
+    size_t groups = 0;
+    for (const Product& p : products) groups += (static_cast<size_t>(p.weight->out_features()) + rows_per_group - 1) / rows_per_group;
+    const size_t wg = static_cast<size_t>(matmul_wg());
+    const auto arg = [&](cl::Kernel& k, cl_uint& index, const Product* p) {
+      const ClWeight* w = p != nullptr ? &wt(*p->weight) : nullptr;
+      k.setArg(index++, w != nullptr ? w->pieces[0].buffer : dummy_);
+      k.setArg(index++, cl_ulong{w != nullptr ? w->pieces[0].offset : 0});
+      k.setArg(index++, cl_ulong{w != nullptr ? w->row_bytes : 0});
+      k.setArg(index++, cl_int(w != nullptr ? static_cast<int>(p->weight->type()) : 0));
+      k.setArg(index++, cl_int(w != nullptr ? p->weight->out_features() : 0));
+      k.setArg(index++, p != nullptr ? buf(*p->out) : dummy_);
+      k.setArg(index++, p != nullptr && p->bias != nullptr ? wt(*p->bias).dense : dummy_);
+      k.setArg(index++, cl_int(p != nullptr && p->bias != nullptr));
+    };
+    cl::Kernel& k = kernel("kernel_matvec_f32");
+    guarded("kernel_matvec_f32", [&] {
+      cl_uint index = 0;
+      k.setArg(index++, buf(x));
+      k.setArg(index++, norm != nullptr ? wt(*norm).dense : dummy_);
+      k.setArg(index++, cl_float(eps));
+      k.setArg(index++, cl_int(norm != nullptr));
+      k.setArg(index++, cl_int(accumulate));
+      k.setArg(index++, cl_int(x.cols()));
+      for (size_t s = 0; s < 3; ++s) arg(k, index, s < products.size() ? &products[s] : nullptr);
+      queue_.enqueueNDRangeKernel(k, cl::NullRange, cl::NDRange(wg * groups), cl::NDRange(wg));
+    });
+    ++counters_.kernel_launches;
+  }
+
+  cl::Kernel& kernel(const std::string& name) {
+    const auto it = kernels_.find(name);
+    if (it == kernels_.end()) throw Error(fmt::format("internal: no OpenCL kernel {}", name));
+    return it->second;
+  }
+
   template <typename F>
   void guarded(const char* what, F&& f) {
     try {
@@ -531,9 +666,7 @@ class OpenClBackendImpl final : public OpenClBackend {
 
   template <typename... Args>
   void launch(const std::string& name, const cl::NDRange& global, const cl::NDRange& local, const Args&... args) {
-    const auto it = kernels_.find(name);
-    if (it == kernels_.end()) throw Error(fmt::format("internal: no OpenCL kernel {}", name));
-    cl::Kernel& k = it->second;
+    cl::Kernel& k = kernel(name);
     guarded(name.c_str(), [&] {
       cl_uint index = 0;
       (k.setArg(index++, args), ...);
@@ -569,6 +702,7 @@ class OpenClBackendImpl final : public OpenClBackend {
   int gemm_min_tokens_;  // 0 = the GEMM path is off
   bool gemm_fault_;
   uint64_t max_alloc_;
+  bool fused_;  // Backend's fused ops through kernels/fused.cl
   ProgramCache cache_;
   std::map<std::string, cl::Kernel> kernels_;
   cl::Buffer dummy_;  // bound to unused buffer arguments

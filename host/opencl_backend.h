@@ -26,6 +26,9 @@ struct OpenClOptions {
   // nullopt = $XELM_OPENCL_GEMM_MIN_TOKENS, else the tuning table's; 0 = never.
   std::optional<int> gemm_min_tokens;
   bool gemm_fault_for_testing = false;  // every CLBlast call reports failure (tests of the fallback)
+  // The fused decode kernels (kernels/fused.cl) behind Backend's fused ops; off (or $XELM_OPENCL_FUSED=0):
+  // the unfused ops, one launch per op, for A/B comparisons.
+  bool fused = true;
 };
 
 // Work the backend did since the last reset_counters().

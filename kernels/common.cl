@@ -233,6 +233,18 @@ inline void dequant_q6_k(global const uchar* row, int c, float* out) {
   }
 }
 
+// One 32-element block of f32 into Q8_0 (34 bytes: d, qs[32]) with ggml's reference rounding:
+// d = amax / 127, q = round(x / d). For the KV cache (kv_cache.cl, fused.cl).
+inline void quantize_block_q8_0(global const float* x, global uchar* block) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = fmax(amax, fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  vstore_half(d, 0, (global half*)block);
+  global char* qs = (global char*)(block + 2);
+  for (int j = 0; j < 32; ++j) qs[j] = (char)round(x[j] * id);
+}
+
 // sum_k w[k] * x[k] over one dequantized chunk of n elements. XELM_FP16: in half arithmetic, four
 // products per lane of a half8 accumulator, then summed in float (chunks of 32 stay far from half's
 // range limits at the magnitudes of weights and normalised activations).

@@ -1,5 +1,6 @@
 // kv_cache.cl — writes rows of k and v into a layer's KV cache, stored as F32, F16 (vstore_half,
 // round to nearest even) or Q8_0 (ggml's reference rounding: d = amax / 127, q = round(x / d)).
+// (quantize_block_q8_0 is in common.cl, shared with fused.cl.)
 // Caches are [n_ctx, width] elements of the storage type; rows of k/v [n, width] f32 land at
 // positions pos0 .. pos0 + n - 1.
 
@@ -19,16 +20,6 @@ kernel void kernel_store_kv_f16(global const float* k, global const float* v, gl
   const ulong src = (ulong)t * (ulong)width + i, dst = (ulong)(pos0 + t) * (ulong)width + i;
   vstore_half(k[src], dst, k_cache);
   vstore_half(v[src], dst, v_cache);
-}
-
-inline void quantize_block_q8_0(global const float* x, global uchar* block) {
-  float amax = 0.0f;
-  for (int j = 0; j < 32; ++j) amax = fmax(amax, fabs(x[j]));
-  const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  vstore_half(d, 0, (global half*)block);
-  global char* qs = (global char*)(block + 2);
-  for (int j = 0; j < 32; ++j) qs[j] = (char)round(x[j] * id);
 }
 
 // global = (width / 32, n): one item per 32-element block.

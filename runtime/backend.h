@@ -1,7 +1,7 @@
 // backend.h — the operations one forward pass needs, implemented once per executor
 // (cpu_fallback/ref: scalar oracle; later cpu_fallback/avx2 and host/ OpenCL).
 //
-// The layer loop lives in runtime/forward.cpp and only calls these. Activations are row-major fp32
+// The layer loop lives in runtime/transformer.cpp and only calls these. Activations are row-major fp32
 // matrices [rows = tokens in the batch, cols = features] owned by the backend that computes on them;
 // they cross to another backend only through host copies (the forward pass does that where the
 // offload plan changes device). Weights are prepared once per backend (the CPU uses the mmapped
@@ -71,6 +71,13 @@ struct AttentionShape {
   int64_t head_dim;
 };
 
+// One product of a fused op: out = weight · input (+ bias[o] when bias is set).
+struct Product {
+  const Weight* weight;
+  const Weight* bias;  // may be null
+  Activation* out;     // [rows, weight->out_features()]
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -113,6 +120,28 @@ class Backend {
   virtual void add(Activation& x, const Activation& y) = 0;
   // Waits until all queued work is done (a no-op on synchronous backends).
   virtual void synchronize() {}
+
+  // Fused ops: what the forward pass calls. Each default runs the unfused ops above in the order the
+  // comment gives, so a backend overrides only what it can do in fewer launches (the OpenCL backend
+  // for decoded tokens); an override must agree with its default within the ops' tolerances.
+
+  // h = rms_norm(x) * norm (whole rows); then products[i].out = products[i].weight · h (+ bias) for 1 to 3
+  // products of one input (q, k, v of an attention block, or the output head). h is scratch
+  // [rows, cols of x]: an override may leave it unwritten.
+  virtual void norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                           std::span<const Product> products);
+  // rms_norm(q) and rms_norm(k) per head (when q_norm / k_norm are given, qwen3), rope(q) and rope(k),
+  // then store_kv(cache, k, v, pos0). q and k are updated in place.
+  virtual void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
+                             const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                             const AttentionShape& shape, float freq_base);
+  // x += w · a (the residual add into an output product): matmul(w, a, scratch), add(x, scratch).
+  // scratch [rows, out_features] may be left unwritten by an override.
+  virtual void matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch);
+  // out = silu(w_gate · h) * (w_up · h), h = rms_norm(x) * norm: rms_norm, two matmuls, swiglu.
+  // h [rows, cols of x] and up [rows, out_features] are scratch an override may leave unwritten.
+  virtual void norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
+                           const Weight& w_up, Activation& h, Activation& up, Activation& out);
 };
 
 }  // namespace xelm

@@ -31,7 +31,9 @@ struct Transformer::BackendState {
   std::unique_ptr<Activation> proj;   // [n, n_embd] output of attn_output / ffn_down
   std::unique_ptr<Activation> gate;   // [n, n_ff]
   std::unique_ptr<Activation> up;     // [n, n_ff]
-  std::unique_ptr<Activation> logits; // [n, n_vocab] (allocated on the head backend only)
+  // [n, n_vocab] on the head backend only: one row until an all-logits eval needs n_batch rows
+  // (n_batch × n_vocab floats is 300 MiB for Qwen's vocabulary at n_batch 512).
+  std::unique_ptr<Activation> logits;
   std::unique_ptr<Activation> last;   // [1, n_embd] the last row, when only its logits are wanted
 };
 
@@ -68,7 +70,7 @@ Transformer::Transformer(const Model& model, Placement placement, TransformerOpt
   weight(placement_.head, model.weights().output_norm);
   weight(placement_.head, model.weights().output);
   BackendState& head = state(placement_.head);
-  head.logits = placement_.head->new_activation(n_batch_, c.n_vocab);
+  head.logits = placement_.head->new_activation(1, c.n_vocab);
   head.last = placement_.head->new_activation(1, c.n_embd);
 }
 
@@ -162,46 +164,42 @@ void Transformer::eval_batch(std::span<const int32_t> tokens, bool all_logits, s
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     hand_over(b, placement_.layers[static_cast<size_t>(il)], n);
+    if (layer_hook_) layer_hook_(il, b, true);
     const LayerWeights& l = w.layers[static_cast<size_t>(il)];
     BackendState& s = state(b);
 
     // Attention block: x += Wo · attention(rope(norm_q(Wq·h)), rope(norm_k(Wk·h)), Wv·h), h = rms_norm(x).
-    b->rms_norm(*s.x, weight(b, l.attn_norm), eps, *s.h);
-    b->matmul(weight(b, l.wq), *s.h, *s.q, optional_weight(b, l.bq));  // q[n, n_head*head_dim]
-    b->matmul(weight(b, l.wk), *s.h, *s.k, optional_weight(b, l.bk));  // k[n, n_head_kv*head_dim]
-    b->matmul(weight(b, l.wv), *s.h, *s.v, optional_weight(b, l.bv));  // v[n, n_head_kv*head_dim]
-    if (l.q_norm != nullptr) b->rms_norm(*s.q, weight(b, l.q_norm), eps, *s.q);  // per head (qwen3)
-    if (l.k_norm != nullptr) b->rms_norm(*s.k, weight(b, l.k_norm), eps, *s.k);
-    b->rope(*s.q, c.n_head, c.head_dim, pos0, c.rope_freq_base);
-    b->rope(*s.k, c.n_head_kv, c.head_dim, pos0, c.rope_freq_base);
+    const Product qkv[] = {{&weight(b, l.wq), optional_weight(b, l.bq), s.q.get()},   // q[n, n_head*head_dim]
+                           {&weight(b, l.wk), optional_weight(b, l.bk), s.k.get()},   // k[n, n_head_kv*head_dim]
+                           {&weight(b, l.wv), optional_weight(b, l.bv), s.v.get()}};  // v[n, n_head_kv*head_dim]
+    b->norm_matmul(*s.x, weight(b, l.attn_norm), eps, *s.h, qkv);
     KvCacheLayer& kv = *s.kv.at(il);
-    b->store_kv(kv, *s.k, *s.v, pos0);
+    b->rope_store_kv(*s.q, *s.k, *s.v, optional_weight(b, l.q_norm), optional_weight(b, l.k_norm), eps, kv, pos0,
+                     shape, c.rope_freq_base);                           // q/k norms per head (qwen3)
     b->attention(*s.q, kv, pos0, shape, *s.attn);                      // attn[n, n_head*head_dim]
-    b->matmul(weight(b, l.wo), *s.attn, *s.proj, nullptr);             // proj[n, n_embd]
-    b->add(*s.x, *s.proj);
+    b->matmul_add(weight(b, l.wo), *s.attn, *s.x, *s.proj);            // x[n, n_embd] += Wo·attn
 
     // Feed-forward block: x += W_down · (silu(W_gate·h) * (W_up·h)), h = rms_norm(x).
-    b->rms_norm(*s.x, weight(b, l.ffn_norm), eps, *s.h);
-    b->matmul(weight(b, l.w_gate), *s.h, *s.gate, nullptr);           // gate[n, n_ff]
-    b->matmul(weight(b, l.w_up), *s.h, *s.up, nullptr);               // up[n, n_ff]
-    b->swiglu(*s.gate, *s.up, *s.gate);
-    b->matmul(weight(b, l.w_down), *s.gate, *s.proj, nullptr);        // proj[n, n_embd]
-    b->add(*s.x, *s.proj);
+    b->norm_swiglu(*s.x, weight(b, l.ffn_norm), eps, weight(b, l.w_gate), weight(b, l.w_up), *s.h, *s.up,
+                   *s.gate);                                           // gate[n, n_ff]
+    b->matmul_add(weight(b, l.w_down), *s.gate, *s.x, *s.proj);        // x[n, n_embd] += W_down·gate
+    if (layer_hook_) layer_hook_(il, b, false);
   }
 
   // Epilog: logits = output · rms_norm(x), for every row or only the last.
   hand_over(b, placement_.head, n);
   BackendState& s = state(b);
   Activation* rows = s.x.get();
-  if (!all_logits) {
+  if (!all_logits && n > 1) {
     b->copy_rows(*s.x, n - 1, *s.last, 0, 1);
     rows = s.last.get();
   }
   const int64_t n_out = rows->rows();
   s.h->set_rows(n_out);
+  if (s.logits->capacity() < n_out) s.logits = b->new_activation(n_batch_, c.n_vocab);
   s.logits->set_rows(n_out);
-  b->rms_norm(*rows, weight(b, w.output_norm), eps, *s.h);
-  b->matmul(weight(b, w.output), *s.h, *s.logits, nullptr);             // logits[n_out, n_vocab]
+  const Product head[] = {{&weight(b, w.output), nullptr, s.logits.get()}};  // logits[n_out, n_vocab]
+  b->norm_matmul(*rows, weight(b, w.output_norm), eps, *s.h, head);
   const size_t offset = logits_out.size();
   logits_out.resize(offset + static_cast<size_t>(n_out * c.n_vocab));
   b->read(*s.logits, std::span<float>(logits_out).subspan(offset));

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -48,6 +49,11 @@ class Transformer {
   void truncate(int64_t n);
   const ModelConfig& config() const { return model_.config(); }
   const Placement& placement() const { return placement_; }
+  // Called as each repeating layer starts (entering = true, after the residual stream reached its
+  // backend) and ends, with the layer index and its backend: lets the benchmark attribute device
+  // counters (kernel launches) to the layers. Empty by default.
+  using LayerHook = std::function<void(int64_t layer, Backend* backend, bool entering)>;
+  void set_layer_hook(LayerHook hook) { layer_hook_ = std::move(hook); }
 
  private:
   struct BackendState;  // prepared weights, scratch activations and KV caches of one backend
@@ -65,6 +71,7 @@ class Transformer {
   int64_t n_past_ = 0;
   std::map<Backend*, std::unique_ptr<BackendState>> states_;
   std::vector<float> handover_;  // host staging for the residual stream between backends
+  LayerHook layer_hook_;
 };
 
 }  // namespace xelm

@@ -105,7 +105,10 @@ TEST_F(BenchTune, BenchCsvHasOneRowPerCombinationWithConsistentColumns) {
   const std::vector<std::string> header = split_csv(lines[0]);
   for (const char* column : {"build_commit", "gpu_info", "backends", "model_filename", "model_type", "model_size",
                              "model_n_params", "n_batch", "n_threads", "type_k", "type_v", "n_gpu_layers", "n_prompt",
-                             "n_gen", "avg_ts", "stddev_ts", "gbps", "bw_pct", "launches_per_token", "syncs_per_token"}) {
+                             "n_gen", "avg_ts", "stddev_ts", "gbps", "bw_pct", "launches_per_token", "syncs_per_token",
+                             "launches_per_layer_token", "h2d_bytes_per_token", "d2h_bytes_per_token",
+                             "weight_bytes_copied", "weight_bytes_zero_copy", "unified_memory", "file_size",
+                             "peak_rss_bytes", "peak_rss_file_ratio"}) {
     EXPECT_THAT(header, ::testing::Contains(std::string(column)));
   }
   // cpu: pp16 and tg4 once (-ngl is for opencl rows); opencl: both tests for -ngl 0 and 1.
@@ -120,6 +123,19 @@ TEST_F(BenchTune, BenchCsvHasOneRowPerCombinationWithConsistentColumns) {
     EXPECT_GT(std::stod(fields[column("avg_ts")]), 0.0) << lines[i];
     const bool opencl_offload = fields[column("backends")] == "opencl" && fields[column("n_gpu_layers")] == "1";
     EXPECT_EQ(fields[column("launches_per_token")].empty(), !opencl_offload) << lines[i];
+    EXPECT_EQ(std::stoull(fields[column("file_size")]), std::filesystem::file_size(model_)) << lines[i];
+    EXPECT_GT(std::stoull(fields[column("peak_rss_bytes")]), 0u) << lines[i];
+    if (opencl_offload && fields[column("n_gen")] == "4" && fields[column("n_prompt")] == "0") {
+      // A decoded token: six fused launches in the GPU layer, one blocking read (the logits), the
+      // token id up and the logits down.
+      EXPECT_EQ(std::stod(fields[column("launches_per_layer_token")]), 6.0) << lines[i];
+      EXPECT_EQ(std::stod(fields[column("syncs_per_token")]), 1.0) << lines[i];
+      EXPECT_EQ(std::stod(fields[column("d2h_bytes_per_token")]), 256.0 * sizeof(float)) << lines[i];
+      EXPECT_GE(std::stod(fields[column("h2d_bytes_per_token")]), 4.0) << lines[i];
+      if (fields[column("unified_memory")] == "1") {
+        EXPECT_EQ(fields[column("weight_bytes_copied")], "0") << lines[i];
+      }
+    }
   }
 }
 
@@ -144,9 +160,13 @@ TEST_F(BenchTune, BenchJsonCarriesModelDeviceBuildAndProfile) {
     saw_pg |= row.at("n_prompt") == 8 && row.at("n_gen") == 2;
     saw_q8 |= row.at("type_k") == "q8_0" && row.at("type_v") == "q8_0";
     ASSERT_TRUE(row.contains("profile")) << row.dump();
-    bool has_matmul = false;
-    for (const nlohmann::json& op : row.at("profile")) has_matmul |= op.at("op") == "matmul" && op.at("calls_per_run").get<double>() > 0;
-    EXPECT_TRUE(has_matmul) << row.at("profile").dump();
+    bool has_product = false;  // the fused ops are profiled whole: norm_matmul, matmul_add, norm_swiglu
+    for (const nlohmann::json& op : row.at("profile")) {
+      has_product |= (op.at("op") == "matmul" || op.at("op") == "norm_matmul") && op.at("calls_per_run").get<double>() > 0;
+    }
+    EXPECT_TRUE(has_product) << row.at("profile").dump();
+    EXPECT_GT(row.at("file_size").get<uint64_t>(), 0u);
+    EXPECT_GT(row.at("peak_rss_bytes").get<uint64_t>(), 0u);
     if (row.at("backends") == "opencl") {
       saw_gpu = true;
       EXPECT_EQ(row.at("gpu_info"), gpu_->device_info().name);
@@ -154,6 +174,10 @@ TEST_F(BenchTune, BenchJsonCarriesModelDeviceBuildAndProfile) {
       EXPECT_EQ(row.at("n_gpu_layers"), 1);
       EXPECT_GT(row.at("launches_per_token").get<double>(), 0.0);
       EXPECT_GT(row.at("syncs_per_token").get<double>(), 0.0);
+      EXPECT_EQ(row.at("gpu_layers"), 1);
+      EXPECT_GT(row.at("launches_per_layer_token").get<double>(), 0.0);
+      EXPECT_GT(row.at("d2h_bytes_per_token").get<double>(), 0.0);
+      EXPECT_TRUE(row.contains("weight_bytes_copied"));
       EXPECT_THAT(row.at("profile_method").get<std::string>(), HasSubstr("synchronize()"));
     } else {
       EXPECT_FALSE(row.contains("launches_per_token"));

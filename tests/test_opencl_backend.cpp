@@ -415,6 +415,178 @@ TEST_F(OpenClTest, AttentionEveryKvTypeDecodeAndPrefill) {
   }
 }
 
+// Another weight type whose block divides the same widths (v beside q/k in a Q4_K_M layer is Q6_K).
+GgmlType other_type(GgmlType type) {
+  switch (type_traits(type).block_size) {
+    case 256: return type == GgmlType::Q6_K ? GgmlType::Q4_K : GgmlType::Q6_K;
+    case 32: return type == GgmlType::Q8_0 ? GgmlType::Q5_1 : GgmlType::Q8_0;
+    default: return type == GgmlType::F16 ? GgmlType::BF16 : GgmlType::F16;
+  }
+}
+
+// The fused ops (kernels/fused.cl for one-row batches, the unfused ops otherwise) against the
+// reference backend's defaults (the unfused ops). Decode rows must be one launch per op.
+
+// h = rms_norm(x) * g; q, k, v = W · h + b: odd heights, v of another type, one launch for a decode row.
+TEST_F(OpenClTest, FusedNormMatmulOfThreeProductsEveryWeightType) {
+  uint32_t seed = 200;
+  for (GgmlType type : kWeightTypes) {
+    const int64_t block = type_traits(type).block_size;
+    const int64_t in = block == 1 ? 67 : block * 3;
+    TestTensor wq(type, in, 17, seed++), wk(type, in, 5, seed++), wv(other_type(type), in, 3, seed++);
+    TestTensor bq(GgmlType::F32, 17, 0, seed++), bk(GgmlType::F32, 5, 0, seed++), bv(GgmlType::F32, 3, 0, seed++);
+    TestTensor norm(GgmlType::F32, in, 0, seed++, 1.0f);
+    for (int64_t rows : {1, 3}) {
+      for (bool with_bias : {false, true}) {
+        const std::vector<float> x = random_values(static_cast<size_t>(rows * in), seed++, 2.0f);
+        std::vector<float> results[2];
+        Backend* backends[2] = {&cl(), &ref()};
+        for (int i = 0; i < 2; ++i) {
+          Backend& b = *backends[i];
+          auto q = b.prepare_weight(wq.info), k = b.prepare_weight(wk.info), v = b.prepare_weight(wv.info);
+          auto qb = b.prepare_weight(bq.info), kb = b.prepare_weight(bk.info), vb = b.prepare_weight(bv.info);
+          auto g = b.prepare_weight(norm.info);
+          auto xa = upload(b, rows, in, x);
+          auto h = b.new_activation(rows, in);
+          auto yq = b.new_activation(rows, 17), yk = b.new_activation(rows, 5), yv = b.new_activation(rows, 3);
+          const Product products[] = {{q.get(), with_bias ? qb.get() : nullptr, yq.get()},
+                                      {k.get(), with_bias ? kb.get() : nullptr, yk.get()},
+                                      {v.get(), with_bias ? vb.get() : nullptr, yv.get()}};
+          if (i == 0) cl().reset_counters();
+          b.norm_matmul(*xa, *g, 1e-6f, *h, products);
+          if (i == 0 && rows == 1) {
+            EXPECT_EQ(cl().counters().kernel_launches, 1u) << type_traits(type).name;
+          }
+          for (const Activation* y : {yq.get(), yk.get(), yv.get()}) {
+            const std::vector<float> part = download(b, *y);
+            results[i].insert(results[i].end(), part.begin(), part.end());
+          }
+        }
+        EXPECT_LT(test::nmse(results[0], results[1]), 1e-10)
+            << type_traits(type).name << " rows " << rows << " bias " << with_bias;
+      }
+    }
+  }
+}
+
+// x += W · a (the residual add in the product), one launch for a decode row.
+TEST_F(OpenClTest, FusedMatmulAddEveryWeightType) {
+  uint32_t seed = 300;
+  for (GgmlType type : kWeightTypes) {
+    const int64_t block = type_traits(type).block_size;
+    const int64_t in = block == 1 ? 45 : block * 2, out = 19;
+    TestTensor w(type, in, out, seed++);
+    for (int64_t rows : {1, 3}) {
+      const std::vector<float> a = random_values(static_cast<size_t>(rows * in), seed++);
+      const std::vector<float> x = random_values(static_cast<size_t>(rows * out), seed++, 3.0f);
+      std::vector<float> results[2];
+      Backend* backends[2] = {&cl(), &ref()};
+      for (int i = 0; i < 2; ++i) {
+        Backend& b = *backends[i];
+        auto wa = b.prepare_weight(w.info);
+        auto aa = upload(b, rows, in, a);
+        auto xa = upload(b, rows, out, x);
+        auto scratch = b.new_activation(rows, out);
+        if (i == 0) cl().reset_counters();
+        b.matmul_add(*wa, *aa, *xa, *scratch);
+        if (i == 0 && rows == 1) {
+          EXPECT_EQ(cl().counters().kernel_launches, 1u) << type_traits(type).name;
+        }
+        results[i] = download(b, *xa);
+      }
+      EXPECT_LT(test::nmse(results[0], results[1]), 1e-10) << type_traits(type).name << " rows " << rows;
+    }
+  }
+}
+
+// out = silu(W_gate · h) * (W_up · h), h = rms_norm(x) * g: one launch for a decode row with gate and
+// up of one type; mixed types take the unfused path and agree too.
+TEST_F(OpenClTest, FusedNormSwigluEveryWeightType) {
+  uint32_t seed = 400;
+  for (GgmlType type : kWeightTypes) {
+    const int64_t block = type_traits(type).block_size;
+    const int64_t in = block == 1 ? 53 : block * 2, n_ff = 23;
+    for (bool mixed : {false, true}) {
+      TestTensor wg(type, in, n_ff, seed++), wu(mixed ? other_type(type) : type, in, n_ff, seed++);
+      TestTensor norm(GgmlType::F32, in, 0, seed++, 1.0f);
+      for (int64_t rows : {1, 3}) {
+        const std::vector<float> x = random_values(static_cast<size_t>(rows * in), seed++, 2.0f);
+        std::vector<float> results[2];
+        Backend* backends[2] = {&cl(), &ref()};
+        for (int i = 0; i < 2; ++i) {
+          Backend& b = *backends[i];
+          auto g = b.prepare_weight(wg.info), u = b.prepare_weight(wu.info), n = b.prepare_weight(norm.info);
+          auto xa = upload(b, rows, in, x);
+          auto h = b.new_activation(rows, in);
+          auto up = b.new_activation(rows, n_ff), out = b.new_activation(rows, n_ff);
+          if (i == 0) cl().reset_counters();
+          b.norm_swiglu(*xa, *n, 1e-6f, *g, *u, *h, *up, *out);
+          if (i == 0 && rows == 1 && !mixed) {
+            EXPECT_EQ(cl().counters().kernel_launches, 1u) << type_traits(type).name;
+          }
+          results[i] = download(b, *out);
+        }
+        EXPECT_LT(test::nmse(results[0], results[1]), 1e-10)
+            << type_traits(type).name << " rows " << rows << " mixed " << mixed;
+      }
+    }
+  }
+}
+
+// Per-head q/k norm (or none, qwen2) + rope + KV store in one launch, for every cache type, GQA ratio
+// and batch; compared through q, k and attention over the written cache (Q8_0 with heads narrower than
+// a block takes the unfused path).
+TEST_F(OpenClTest, FusedRopeStoreKvEveryKvType) {
+  uint32_t seed = 500;
+  for (GgmlType kv_type : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0}) {
+    for (auto [n_head, n_head_kv, head_dim] :
+         {std::tuple<int64_t, int64_t, int64_t>{3, 1, 32}, {4, 2, 64}, {2, 2, 6}, {4, 2, 16}, {2, 1, 128}}) {
+      const int64_t kv_width = n_head_kv * head_dim, q_width = n_head * head_dim;
+      if (kv_type == GgmlType::Q8_0 && kv_width % 32 != 0) continue;
+      const AttentionShape shape{n_head, n_head_kv, head_dim};
+      const bool fused = kv_type != GgmlType::Q8_0 || head_dim % 32 == 0;
+      for (bool with_norms : {true, false}) {
+        for (auto [pos0, rows] : {std::pair<int64_t, int64_t>{0, 1}, {5, 1}, {7, 3}, {300, 1}}) {
+          TestTensor q_norm(GgmlType::F32, head_dim, 0, seed++, 1.0f), k_norm(GgmlType::F32, head_dim, 0, seed++, 1.0f);
+          const std::vector<float> history_k = random_values(static_cast<size_t>(std::max<int64_t>(pos0, 1) * kv_width), seed++);
+          const std::vector<float> history_v = random_values(history_k.size(), seed++);
+          const std::vector<float> q = random_values(static_cast<size_t>(rows * q_width), seed++, 2.0f);
+          const std::vector<float> k = random_values(static_cast<size_t>(rows * kv_width), seed++, 2.0f);
+          const std::vector<float> v = random_values(static_cast<size_t>(rows * kv_width), seed++);
+          std::vector<float> results[2];
+          Backend* backends[2] = {&cl(), &ref()};
+          for (int i = 0; i < 2; ++i) {
+            Backend& b = *backends[i];
+            auto cache = b.new_kv_cache(512, n_head_kv, head_dim, kv_type);
+            if (pos0 > 0) {
+              auto hk = upload(b, pos0, kv_width, history_k), hv = upload(b, pos0, kv_width, history_v);
+              b.store_kv(*cache, *hk, *hv, 0);
+            }
+            auto qn = b.prepare_weight(q_norm.info), kn = b.prepare_weight(k_norm.info);
+            auto qa = upload(b, rows, q_width, q), ka = upload(b, rows, kv_width, k), va = upload(b, rows, kv_width, v);
+            if (i == 0) cl().reset_counters();
+            b.rope_store_kv(*qa, *ka, *va, with_norms ? qn.get() : nullptr, with_norms ? kn.get() : nullptr, 1e-6f,
+                            *cache, pos0, shape, 1000000.0f);
+            if (i == 0 && fused) {
+              EXPECT_EQ(cl().counters().kernel_launches, 1u);
+            }
+            auto out = b.new_activation(rows, q_width);
+            b.attention(*qa, *cache, pos0, shape, *out);
+            for (const Activation* a : {qa.get(), ka.get(), out.get()}) {
+              const std::vector<float> part = download(b, *a);
+              results[i].insert(results[i].end(), part.begin(), part.end());
+            }
+          }
+          const double e = test::nmse(results[0], results[1]);
+          EXPECT_LT(e, kv_type == GgmlType::Q8_0 ? 1e-6 : 1e-10)
+              << type_traits(kv_type).name << " heads " << n_head << "/" << n_head_kv << " dim " << head_dim
+              << " norms " << with_norms << " pos0 " << pos0 << " rows " << rows;
+        }
+      }
+    }
+  }
+}
+
 TEST_F(OpenClTest, TensorsAboveTheMaxAllocationAreSplitByRows) {
   ::setenv("XELM_OPENCL_MAX_ALLOC_MB", "1", 1);
   opencl::OpenClOptions options;
@@ -541,6 +713,10 @@ TEST_P(OpenClModelTest, SameGreedyTokensAndCloseLogitsOnF16) {
                   static_cast<unsigned long long>(c.kernel_launches), static_cast<unsigned long long>(c.buffer_copies),
                   static_cast<unsigned long long>(c.blocking_syncs), static_cast<long long>(n_layer));
       EXPECT_EQ(c.blocking_syncs, 1u);
+      // Six fused launches per layer (attention unsplit at this context), the embedding lookup and the
+      // normed output head.
+      EXPECT_EQ(c.kernel_launches, static_cast<uint64_t>(6 * n_layer + 2));
+      EXPECT_EQ(c.buffer_copies, 0u);
     }
     ref_logits = on_ref.eval(std::span<const int32_t>(&ref_tokens.back(), 1));
     worst = std::max(worst, test::nmse(cl_logits, ref_logits));
