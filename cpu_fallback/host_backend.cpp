@@ -17,19 +17,19 @@ std::unique_ptr<Activation> HostBackend::new_activation(int64_t rows, int64_t co
 
 void HostBackend::write(Activation& dst, std::span<const float> src) {
   if (static_cast<int64_t>(src.size()) != dst.rows() * dst.cols()) throw Error("internal: write size mismatch");
-  std::copy(src.begin(), src.end(), static_cast<HostActivation&>(dst).data.begin());
+  std::copy(src.begin(), src.end(), act(dst).data.begin());
 }
 
 void HostBackend::read(const Activation& src, std::span<float> dst) {
   if (static_cast<int64_t>(dst.size()) != src.rows() * src.cols()) throw Error("internal: read size mismatch");
-  std::copy_n(static_cast<const HostActivation&>(src).data.begin(), dst.size(), dst.begin());
+  std::copy_n(act(src).data.begin(), dst.size(), dst.begin());
 }
 
 void HostBackend::copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) {
   if (src.cols() != dst.cols() || src_row + n > src.rows() || dst_row + n > dst.rows()) {
     throw Error("internal: copy_rows out of range");
   }
-  std::memmove(static_cast<HostActivation&>(dst).row(dst_row), static_cast<const HostActivation&>(src).row(src_row),
+  std::memmove(act(dst).row(dst_row), act(src).row(src_row),
                static_cast<size_t>(n * src.cols()) * sizeof(float));
 }
 

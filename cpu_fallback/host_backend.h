@@ -20,6 +20,10 @@ class HostActivation final : public Activation {
   std::vector<float> data;  // [capacity, cols]
 };
 
+// The host activation behind an Activation of a CPU backend.
+inline HostActivation& act(Activation& a) { return static_cast<HostActivation&>(a); }
+inline const HostActivation& act(const Activation& a) { return static_cast<const HostActivation&>(a); }
+
 class HostBackend : public Backend {
  public:
   std::unique_ptr<Activation> new_activation(int64_t rows, int64_t cols) override;

@@ -104,12 +104,6 @@ class ClKvCache final : public KvCacheLayer {
 const cl::Buffer& buf(const Activation& a) { return static_cast<const ClActivation&>(a).buffer; }
 const ClWeight& wt(const Weight& w) { return static_cast<const ClWeight&>(w); }
 
-void check_same_shape(const Activation& a, const Activation& b, const char* op) {
-  if (a.rows() != b.rows() || a.cols() != b.cols()) {
-    throw Error(fmt::format("internal: {} on [{}, {}] and [{}, {}]", op, a.rows(), a.cols(), b.rows(), b.cols()));
-  }
-}
-
 bool env_is(const char* name, const char* value) {
   const char* env = std::getenv(name);
   return env != nullptr && std::strcmp(env, value) == 0;

@@ -15,6 +15,12 @@ void Activation::set_rows(int64_t rows) {
   rows_ = rows;
 }
 
+void check_same_shape(const Activation& a, const Activation& b, const char* op) {
+  if (a.rows() != b.rows() || a.cols() != b.cols()) {
+    throw Error(fmt::format("internal: {} on [{}, {}] and [{}, {}]", op, a.rows(), a.cols(), b.rows(), b.cols()));
+  }
+}
+
 void Backend::norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
                           std::span<const Product> products) {
   if (products.empty() || products.size() > 3) throw Error("internal: norm_matmul takes 1 to 3 products");

@@ -71,6 +71,9 @@ struct AttentionShape {
   int64_t head_dim;
 };
 
+// Throws an "internal:" error naming `op` unless a and b have the same rows and cols.
+void check_same_shape(const Activation& a, const Activation& b, const char* op);
+
 // One product of a fused op: out = weight · input (+ bias[o] when bias is set).
 struct Product {
   const Weight* weight;

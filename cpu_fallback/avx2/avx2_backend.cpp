@@ -30,8 +30,6 @@ constexpr int64_t kKeyTile = 64;
 // Element-wise ops below this size run on the calling thread (a barrier costs more).
 constexpr int64_t kParallelElements = 16384;
 
-using Avx2Activation = HostActivation;
-
 class Avx2Weight final : public Weight {
  public:
   explicit Avx2Weight(const gguf::TensorInfo& info)
@@ -91,15 +89,7 @@ class Avx2KvCache final : public KvCacheLayer {
   std::vector<uint8_t> k, v;  // [n_ctx][row_size]
 };
 
-Avx2Activation& act(Activation& a) { return static_cast<Avx2Activation&>(a); }
-const Avx2Activation& act(const Activation& a) { return static_cast<const Avx2Activation&>(a); }
 const Avx2Weight& wt(const Weight& w) { return static_cast<const Avx2Weight&>(w); }
-
-void check_same_shape(const Activation& a, const Activation& b, const char* op) {
-  if (a.rows() != b.rows() || a.cols() != b.cols()) {
-    throw Error(fmt::format("internal: {} on [{}, {}] and [{}, {}]", op, a.rows(), a.cols(), b.rows(), b.cols()));
-  }
-}
 
 float dot(const float* a, const float* b, int64_t n) {
   __m256 acc = _mm256_setzero_ps();

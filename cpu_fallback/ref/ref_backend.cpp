@@ -16,7 +16,6 @@
 namespace xelm::cpu {
 namespace {
 
-using RefActivation = HostActivation;
 
 class RefWeight final : public Weight {
  public:
@@ -63,15 +62,7 @@ class RefKvCache final : public KvCacheLayer {
   std::vector<uint8_t> k, v;  // [n_ctx][row_size]
 };
 
-RefActivation& act(Activation& a) { return static_cast<RefActivation&>(a); }
-const RefActivation& act(const Activation& a) { return static_cast<const RefActivation&>(a); }
 const RefWeight& wt(const Weight& w) { return static_cast<const RefWeight&>(w); }
-
-void check_same_shape(const Activation& a, const Activation& b, const char* op) {
-  if (a.rows() != b.rows() || a.cols() != b.cols()) {
-    throw Error(fmt::format("internal: {} on [{}, {}] and [{}, {}]", op, a.rows(), a.cols(), b.rows(), b.cols()));
-  }
-}
 
 class ReferenceBackend final : public HostBackend {
  public:
