@@ -6,7 +6,6 @@
 // madd: -> s32), scaled to fp32 once per block. Float weights (F32/F16/BF16) use fp32 FMA.
 // Each weight block is decoded once and used for every activation row of the tile.
 #include <algorithm>
-#include <cmath>
 
 #include "cpu_fallback/avx2/kernels.h"
 #include "cpu_fallback/avx2/simd_util.h"
@@ -375,14 +374,33 @@ void dispatch_rows(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int 
   }
 }
 
-// Symmetric 8-bit quantization of n values: returns d with x ≈ d * q, |q| <= 127.
+// Symmetric 8-bit quantization of n values (a multiple of 32): returns d with x ≈ d * q,
+// q = round-to-nearest-even(x * 127 / amax), |q| <= 127.
 inline float quantize_symmetric(const float* x, int8_t* q, int n) {
-  float amax = 0.0f;
-  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float d = amax / 127.0f;
-  const float inv_d = amax > 0.0f ? 127.0f / amax : 0.0f;
-  for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::lrintf(x[i] * inv_d));
-  return d;
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 amax8 = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) amax8 = _mm256_max_ps(amax8, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  const float amax = _mm_cvtss_f32(m);
+  const __m256 inv_d = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+  // packs interleave 128-bit lanes; this permutation restores element order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int i = 0; i < n; i += 32) {
+    __m256i v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), inv_d));
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(bytes, order));
+  }
+  return amax / 127.0f;
+}
+
+// Sum of 16 signed bytes: biased to unsigned, summed by psadbw, bias removed.
+inline int sum16(const int8_t* q) {
+  const __m128i biased = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), _mm_set1_epi8(-128));
+  const __m128i sums = _mm_sad_epu8(biased, _mm_setzero_si128());
+  return _mm_cvtsi128_si32(sums) + _mm_extract_epi16(sums, 4) - 16 * 128;
 }
 
 }  // namespace
@@ -425,9 +443,7 @@ void quantize_activation_row(ActivationFormat format, const float* x, void* dst,
       for (int64_t i = 0; i < n / 32; ++i) {
         Q8Block32& b = blocks[i];
         b.d = quantize_symmetric(x + 32 * i, b.qs, 32);
-        int sum = 0;
-        for (int8_t q : b.qs) sum += q;
-        b.s = b.d * static_cast<float>(sum);
+        b.s = b.d * static_cast<float>(sum16(b.qs) + sum16(b.qs + 16));
       }
       return;
     }
@@ -436,11 +452,7 @@ void quantize_activation_row(ActivationFormat format, const float* x, void* dst,
       for (int64_t i = 0; i < n / QK_K; ++i) {
         block_q8_K& b = blocks[i];
         b.d = quantize_symmetric(x + QK_K * i, b.qs, QK_K);
-        for (int j = 0; j < QK_K / 16; ++j) {
-          int sum = 0;
-          for (int k = 0; k < 16; ++k) sum += b.qs[16 * j + k];
-          b.bsums[j] = static_cast<int16_t>(sum);
-        }
+        for (int j = 0; j < QK_K / 16; ++j) b.bsums[j] = static_cast<int16_t>(sum16(b.qs + 16 * j));
       }
       return;
     }
