@@ -11,6 +11,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/fmt.h>
@@ -317,7 +318,11 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   }
   if (peak_rss) {
     const uint64_t peak = peak_resident_bytes();
-    for (BenchResult& r : results) r.peak_rss_bytes = peak;
+    const ResidentBreakdown resident = resident_breakdown(model_path);
+    for (BenchResult& r : results) {
+      r.peak_rss_bytes = peak;
+      r.resident = resident;
+    }
   }
   return results;
 }
@@ -329,6 +334,35 @@ uint64_t peak_resident_bytes() {
     if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;  // "VmHWM:  123 kB"
   }
   return 0;
+}
+
+ResidentBreakdown resident_breakdown(const std::string& model_path) {
+  ResidentBreakdown out;
+  std::error_code ec;
+  const std::string model = std::filesystem::canonical(model_path, ec).string();
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line, mapping;  // mapping: the path of the current mapping ("" when anonymous)
+  while (std::getline(smaps, line)) {
+    if (line.rfind("Rss:", 0) == 0) {
+      const uint64_t bytes = std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;  // "Rss:  123 kB"
+      if (!model.empty() && mapping == model) {
+        out.model_bytes += bytes;
+      } else if (mapping.find(".so") != std::string::npos) {
+        out.library_bytes += bytes;
+      } else {
+        out.other_bytes += bytes;
+      }
+    } else if (const size_t space = line.find(' '); space != std::string::npos && space > 0 && line[space - 1] != ':') {
+      // A mapping header: "start-end perms offset dev inode [path]".
+      std::istringstream fields(line);
+      std::string skip;
+      for (int i = 0; i < 5; ++i) fields >> skip;
+      mapping.clear();
+      fields >> std::ws;
+      std::getline(fields, mapping);
+    }
+  }
+  return out;
 }
 
 bool reset_peak_resident() {
@@ -368,6 +402,9 @@ nlohmann::json to_json(const BenchResult& r, double bandwidth_gbps) {
   if (r.peak_rss_bytes > 0) {
     row["peak_rss_bytes"] = r.peak_rss_bytes;
     row["peak_rss_file_ratio"] = r.peak_rss_ratio();
+    row["rss_model_bytes"] = r.resident.model_bytes;
+    row["rss_library_bytes"] = r.resident.library_bytes;
+    row["rss_other_bytes"] = r.resident.other_bytes;
   }
   if (r.has_gpu_counters) {
     row["launches_per_token"] = r.launches_per_token;
@@ -405,11 +442,11 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
           "model_n_params,n_batch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,test_time,avg_ns,stddev_ns,"
           "avg_ts,stddev_ts,gbps,bw_pct,launches_per_token,syncs_per_token,launches_per_layer_token,"
           "h2d_bytes_per_token,d2h_bytes_per_token,weight_bytes_copied,weight_bytes_zero_copy,unified_memory,file_size,"
-          "peak_rss_bytes,peak_rss_file_ratio\n";
+          "peak_rss_bytes,peak_rss_file_ratio,rss_model_bytes,rss_library_bytes,rss_other_bytes\n";
     for (const BenchResult& r : results) {
       out += fmt::format(
           "\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},{},{},{},\"{}\",\"{}\",{},{},{},\"{}\",{:.0f},{:.0f},"
-          "{:.6f},{:.6f},{:.3f},{:.2f},{},{},{},{},{},{},{},{},{},{},{}\n",
+          "{:.6f},{:.6f},{:.3f},{:.2f},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
           r.build_commit, r.cpu_info, r.gpu_info, r.gpu_driver, r.backend, r.model_filename, r.model_name,
           r.model_type, r.model_size, r.model_n_params, r.n_batch, r.n_threads, r.type_k, r.type_v, r.n_gpu_layers,
           r.n_prompt, r.n_gen, r.test_time, r.avg_ns, r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbps, r.bw_pct,
@@ -421,7 +458,10 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
           r.has_gpu_counters ? std::to_string(r.weight_bytes_zero_copy) : "",
           r.has_gpu_counters ? (r.unified_memory ? "1" : "0") : "", r.file_size,
           r.peak_rss_bytes > 0 ? std::to_string(r.peak_rss_bytes) : "",
-          r.peak_rss_bytes > 0 ? fmt::format("{:.3f}", r.peak_rss_ratio()) : "");
+          r.peak_rss_bytes > 0 ? fmt::format("{:.3f}", r.peak_rss_ratio()) : "",
+          r.peak_rss_bytes > 0 ? std::to_string(r.resident.model_bytes) : "",
+          r.peak_rss_bytes > 0 ? std::to_string(r.resident.library_bytes) : "",
+          r.peak_rss_bytes > 0 ? std::to_string(r.resident.other_bytes) : "");
     }
     return out;
   }
@@ -444,11 +484,13 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
   // Offload costs of the OpenCL rows (per timed token) and every row's peak memory.
   std::string counters;
   for (const BenchResult& r : results) {
-    const std::string rss = r.peak_rss_bytes > 0 ? fmt::format("{:.0f} MiB / {:.0f} MiB = {:.2f}x",
-                                                               static_cast<double>(r.peak_rss_bytes) / (1u << 20),
-                                                               static_cast<double>(r.file_size) / (1u << 20),
-                                                               r.peak_rss_ratio())
-                                                 : "n/a";
+    const auto mib = [](uint64_t bytes) { return static_cast<double>(bytes) / (1u << 20); };
+    const std::string rss =
+        r.peak_rss_bytes > 0
+            ? fmt::format("{:.0f} MiB / {:.0f} MiB = {:.2f}x | {:.0f} + {:.0f} + {:.0f} MiB", mib(r.peak_rss_bytes),
+                          mib(r.file_size), r.peak_rss_ratio(), mib(r.resident.model_bytes),
+                          mib(r.resident.library_bytes), mib(r.resident.other_bytes))
+            : "n/a | n/a";
     if (!r.has_gpu_counters) {
       counters += fmt::format("| {} | {} | {} | | | | | | | {} |\n", r.backend, r.n_gpu_layers, r.test_name(), rss);
       continue;
@@ -460,7 +502,8 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
                             r.unified_memory ? " (unified memory)" : "", rss);
   }
   out += "\n| backend | ngl | test | launches/tok | launches/layer/tok | syncs/tok | h2d B/tok | d2h B/tok | weights at load "
-         "| peak RSS / file |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n" + counters;
+         "| peak RSS / file | resident at end: model + libraries + other |\n"
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n" + counters;
   std::string profiles;
   for (const BenchResult& r : results) {
     if (r.profile.empty()) continue;

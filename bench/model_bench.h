@@ -56,6 +56,15 @@ struct OpProfile {
   double share_pct = 0;  // of that backend's profiled op time
 };
 
+// Where resident memory goes: the model file's mapped pages, shared libraries' pages (an OpenCL
+// runtime such as PoCL brings its LLVM), and the rest (heap, anonymous: KV cache, activations,
+// device buffers of host-memory devices).
+struct ResidentBreakdown {
+  uint64_t model_bytes = 0;
+  uint64_t library_bytes = 0;
+  uint64_t other_bytes = 0;
+};
+
 struct BenchResult {
   std::string build_commit, model_filename, model_name, model_type, model_filetype;
   std::string backend, cpu_info, gpu_info, gpu_driver;  // gpu_* empty for CPU-only rows
@@ -80,6 +89,7 @@ struct BenchResult {
   uint64_t file_size = 0;               // bytes of the GGUF file
   uint64_t peak_rss_bytes = 0;          // VmHWM over this config's load and runs (0: not measured)
   double peak_rss_ratio() const { return file_size > 0 ? static_cast<double>(peak_rss_bytes) / file_size : 0.0; }
+  ResidentBreakdown resident;           // what was resident after the config's last run
   std::vector<OpProfile> profile;       // --profile only
   std::string test_name() const;
 };
@@ -114,6 +124,9 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
 
 // How --profile measured each backend (printed with the profile).
 std::string profile_method_note();
+
+// Resident bytes of this process by kind (/proc/self/smaps; all 0 where unavailable).
+ResidentBreakdown resident_breakdown(const std::string& model_path);
 
 // VmHWM from /proc/self/status in bytes (0 where unavailable).
 uint64_t peak_resident_bytes();

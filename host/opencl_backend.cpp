@@ -543,11 +543,23 @@ class OpenClBackendImpl final : public OpenClBackend {
                cl_ulong{w.row_bytes}, cl_int(n_in), cl_int(r0), gemm_scratch_);
         clblast::StatusCode status = clblast::StatusCode::kSuccess;
         try {
-          status = clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo, clblast::Transpose::kYes,
-                                        static_cast<size_t>(n_tok), static_cast<size_t>(nr), static_cast<size_t>(n_in),
-                                        1.0f, buf(x)(), 0, static_cast<size_t>(n_in), gemm_scratch_(), 0,
-                                        static_cast<size_t>(n_in), 0.0f, buf(y)(), static_cast<size_t>(p.row0 + r0),
-                                        static_cast<size_t>(n_out), &queue, nullptr);
+          const auto m = static_cast<size_t>(n_tok), n = static_cast<size_t>(nr), k = static_cast<size_t>(n_in);
+          const auto c_offset = static_cast<size_t>(p.row0 + r0), c_ld = static_cast<size_t>(n_out);
+          // CLBlast's padded copies of A/B go to one buffer of ours: left to itself it allocates
+          // them per call, and with a whole prompt's GEMMs queued they all stay alive at once.
+          size_t temp_bytes = 0;
+          status = clblast::GemmTempBufferSize<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo,
+                                                      clblast::Transpose::kYes, m, n, k, 0, k, 0, k, c_offset, c_ld,
+                                                      &queue, temp_bytes);
+          if (status == clblast::StatusCode::kSuccess && temp_bytes > gemm_temp_capacity_) {
+            gemm_temp_ = new_buffer(temp_bytes, "CLBlast GEMM temporary");
+            gemm_temp_capacity_ = temp_bytes;
+          }
+          if (status == clblast::StatusCode::kSuccess) {
+            status = clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo, clblast::Transpose::kYes,
+                                          m, n, k, 1.0f, buf(x)(), 0, k, gemm_scratch_(), 0, k, 0.0f, buf(y)(),
+                                          c_offset, c_ld, &queue, nullptr, temp_bytes > 0 ? gemm_temp_() : nullptr);
+          }
         } catch (const std::exception& e) {
           spdlog::debug("CLBlast GEMM threw: {}", e.what());
           status = clblast::StatusCode::kUnknownError;
@@ -708,6 +720,8 @@ class OpenClBackendImpl final : public OpenClBackend {
   size_t act_capacity_ = 0;   // elements
   cl::Buffer gemm_scratch_;   // dequantized weight rows, f32
   uint64_t gemm_scratch_capacity_ = 0;
+  cl::Buffer gemm_temp_;      // CLBlast's temporary matrices (GemmTempBufferSize), reused by every GEMM
+  size_t gemm_temp_capacity_ = 0;
   std::map<std::pair<int64_t, float>, cl::Buffer> inv_freq_;
   std::deque<std::vector<uint8_t>> staging_;
   // The deferred `x += y` (buffers held so they outlive their activations), over this many floats.

@@ -81,15 +81,17 @@ Transformer::BackendState& Transformer::state(Backend* backend) {
   if (!slot) {
     const ModelConfig& c = model_.config();
     slot = std::make_unique<BackendState>();
-    slot->x = backend->new_activation(n_batch_, c.n_embd);
-    slot->h = backend->new_activation(n_batch_, c.n_embd);
-    slot->q = backend->new_activation(n_batch_, c.q_dim());
-    slot->k = backend->new_activation(n_batch_, c.kv_dim());
-    slot->v = backend->new_activation(n_batch_, c.kv_dim());
-    slot->attn = backend->new_activation(n_batch_, c.q_dim());
-    slot->proj = backend->new_activation(n_batch_, c.n_embd);
-    slot->gate = backend->new_activation(n_batch_, c.n_ff);
-    slot->up = backend->new_activation(n_batch_, c.n_ff);
+    // One row each to start with; eval_batch grows them to the largest batch actually evaluated,
+    // so that decoding alone never holds n_batch rows.
+    slot->x = backend->new_activation(1, c.n_embd);
+    slot->h = backend->new_activation(1, c.n_embd);
+    slot->q = backend->new_activation(1, c.q_dim());
+    slot->k = backend->new_activation(1, c.kv_dim());
+    slot->v = backend->new_activation(1, c.kv_dim());
+    slot->attn = backend->new_activation(1, c.q_dim());
+    slot->proj = backend->new_activation(1, c.n_embd);
+    slot->gate = backend->new_activation(1, c.n_ff);
+    slot->up = backend->new_activation(1, c.n_ff);
   }
   return *slot;
 }
@@ -155,9 +157,9 @@ void Transformer::eval_batch(std::span<const int32_t> tokens, bool all_logits, s
   // Prolog: x[n, n_embd] = token_embd rows.
   Backend* b = placement_.embedding;
   for (auto& [backend, st] : states_) {
-    for (Activation* a : {st->x.get(), st->h.get(), st->q.get(), st->k.get(), st->v.get(), st->attn.get(),
-                          st->proj.get(), st->gate.get(), st->up.get()}) {
-      a->set_rows(n);
+    for (std::unique_ptr<Activation>* a : {&st->x, &st->h, &st->q, &st->k, &st->v, &st->attn, &st->proj, &st->gate, &st->up}) {
+      if ((*a)->capacity() < n) *a = backend->new_activation(n, (*a)->cols());
+      (*a)->set_rows(n);
     }
   }
   b->get_rows(weight(b, w.token_embd), tokens, *state(b).x);

@@ -108,7 +108,8 @@ TEST_F(BenchTune, BenchCsvHasOneRowPerCombinationWithConsistentColumns) {
                              "n_gen", "avg_ts", "stddev_ts", "gbps", "bw_pct", "launches_per_token", "syncs_per_token",
                              "launches_per_layer_token", "h2d_bytes_per_token", "d2h_bytes_per_token",
                              "weight_bytes_copied", "weight_bytes_zero_copy", "unified_memory", "file_size",
-                             "peak_rss_bytes", "peak_rss_file_ratio"}) {
+                             "peak_rss_bytes", "peak_rss_file_ratio", "rss_model_bytes", "rss_library_bytes",
+                             "rss_other_bytes"}) {
     EXPECT_THAT(header, ::testing::Contains(std::string(column)));
   }
   // cpu: pp16 and tg4 once (-ngl is for opencl rows); opencl: both tests for -ngl 0 and 1.
@@ -125,6 +126,12 @@ TEST_F(BenchTune, BenchCsvHasOneRowPerCombinationWithConsistentColumns) {
     EXPECT_EQ(fields[column("launches_per_token")].empty(), !opencl_offload) << lines[i];
     EXPECT_EQ(std::stoull(fields[column("file_size")]), std::filesystem::file_size(model_)) << lines[i];
     EXPECT_GT(std::stoull(fields[column("peak_rss_bytes")]), 0u) << lines[i];
+    // The breakdown finds the model's mapping (every weight was read, so most of the file is
+    // resident, never more than the file) and the shared libraries.
+    const uint64_t model_resident = std::stoull(fields[column("rss_model_bytes")]);
+    EXPECT_GT(model_resident, std::filesystem::file_size(model_) / 2) << lines[i];
+    EXPECT_LE(model_resident, std::filesystem::file_size(model_) + 4096) << lines[i];
+    EXPECT_GT(std::stoull(fields[column("rss_library_bytes")]), 0u) << lines[i];
     if (opencl_offload && fields[column("n_gen")] == "4" && fields[column("n_prompt")] == "0") {
       // A decoded token: six fused launches in the GPU layer, one blocking read (the logits), the
       // token id up and the logits down.
