@@ -262,28 +262,35 @@ inline float chunk_dot(const float* w, global const float* x, int n) {
   return s;
 }
 
-// Tree reduction of one float per work-item over a work-group of `n` (a power of two) items.
-// Every item gets the sum. `scratch` holds n floats.
-inline float work_group_sum(float v, local float* scratch, int lid, int n) {
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = n / 2; s > 0; s >>= 1) {
-    if (lid < s) scratch[lid] += scratch[lid + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
+// Reductions of one float per work-item over a work-group of `n` (a power of two) items; every
+// item gets the result and must call them (they hold barriers). `scratch` holds n floats.
+// Baseline: a local-memory tree. XELM_SUBGROUPS: one sub_group_reduce_* per sub-group, then each
+// item combines the sub-groups' results from local memory.
+#ifdef XELM_SUBGROUPS
+#define DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE)                   \
+  inline float NAME(float v, local float* scratch, int lid, int n) {            \
+    const float mine = SUB_GROUP_OP(v);                                         \
+    if (get_sub_group_local_id() == 0) scratch[get_sub_group_id()] = mine;      \
+    barrier(CLK_LOCAL_MEM_FENCE);                                               \
+    float total = scratch[0];                                                   \
+    for (uint k = 1; k < get_num_sub_groups(); ++k) total = COMBINE(total, scratch[k]); \
+    barrier(CLK_LOCAL_MEM_FENCE);                                               \
+    return total;                                                               \
   }
-  const float total = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return total;
-}
-
-inline float work_group_max(float v, local float* scratch, int lid, int n) {
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = n / 2; s > 0; s >>= 1) {
-    if (lid < s) scratch[lid] = fmax(scratch[lid], scratch[lid + s]);
-    barrier(CLK_LOCAL_MEM_FENCE);
+#else
+#define DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE)                   \
+  inline float NAME(float v, local float* scratch, int lid, int n) {            \
+    scratch[lid] = v;                                                           \
+    barrier(CLK_LOCAL_MEM_FENCE);                                               \
+    for (int s = n / 2; s > 0; s >>= 1) {                                       \
+      if (lid < s) scratch[lid] = COMBINE(scratch[lid], scratch[lid + s]);      \
+      barrier(CLK_LOCAL_MEM_FENCE);                                             \
+    }                                                                           \
+    const float total = scratch[0];                                             \
+    barrier(CLK_LOCAL_MEM_FENCE);                                               \
+    return total;                                                               \
   }
-  const float total = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return total;
-}
+#endif
+#define XELM_ADD(a, b) ((a) + (b))
+DEFINE_WORK_GROUP_REDUCE(work_group_sum, sub_group_reduce_add, XELM_ADD)
+DEFINE_WORK_GROUP_REDUCE(work_group_max, sub_group_reduce_max, fmax)

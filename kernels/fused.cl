@@ -15,6 +15,8 @@
 // Weight types are run-time arguments (ggml's type numbers, GGML_TYPE_* below), uniform over a
 // work-group, so one launch can mix types: Q4_K_M stores attn_v as Q6_K beside Q4_K attn_q/attn_k.
 // The switch sits outside the chunk loop, so each type runs its own loop as in matmul.cl.
+// Work-group sums go through common.cl's work_group_sum, so XELM_SUBGROUPS reduces by sub-group;
+// the int8 path (XELM_INT8) is prefill-only: it needs the activations quantized by a launch of its own.
 
 #define GGML_TYPE_F32 0
 #define GGML_TYPE_F16 1
@@ -155,17 +157,12 @@ kernel void kernel_matvec_f32(global const float* x, global const float* norm_w,
   const int has_bias = seg == 0 ? has_bias0 : seg == 1 ? has_bias1 : has_bias2;
   const int first_row = g * MATMUL_ROWS, last_row = min(first_row + MATMUL_ROWS, n_rows);
   for (int row = first_row; row < last_row; ++row) {
-    partial[lid] = row_dot(type, w + (ulong)row * row_bytes, x, norm_w, scale, normed, n_in, lid);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = MATMUL_WG / 2; s > 0; s >>= 1) {
-      if (lid < s) partial[lid] += partial[lid + s];
-      barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    const float dot = work_group_sum(row_dot(type, w + (ulong)row * row_bytes, x, norm_w, scale, normed, n_in, lid),
+                                     partial, lid, MATMUL_WG);
     if (lid == 0) {
-      const float v = partial[0] + (has_bias ? bias[row] : 0.0f);
+      const float v = dot + (has_bias ? bias[row] : 0.0f);
       y[row] = accumulate ? y[row] + v : v;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
   }
 }
 
@@ -175,7 +172,7 @@ kernel void kernel_matvec_f32(global const float* x, global const float* norm_w,
 kernel void kernel_norm_swiglu_f32(global const float* x, global const float* norm_w, float eps, int n_in,
                                    global const uchar* wg_buffer, ulong wg_offset, global const uchar* wu_buffer,
                                    ulong wu_offset, ulong row_bytes, int type, int n_rows, global float* out) {
-  local float partial[2 * MATMUL_WG];
+  local float partial[MATMUL_WG];
   const int lid = get_local_id(0);
   const float scale = rms_scale(x, n_in, eps, 1, partial, lid, MATMUL_WG);
   global const uchar* w_gate = wg_buffer + wg_offset;
@@ -183,22 +180,11 @@ kernel void kernel_norm_swiglu_f32(global const float* x, global const float* no
   const int first_row = get_group_id(0) * MATMUL_ROWS, last_row = min(first_row + MATMUL_ROWS, n_rows);
   for (int row = first_row; row < last_row; ++row) {
     float up;
-    partial[lid] = row_dot2(type, w_gate + (ulong)row * row_bytes, w_up + (ulong)row * row_bytes, x, norm_w, scale,
-                            n_in, lid, &up);
-    partial[MATMUL_WG + lid] = up;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = MATMUL_WG / 2; s > 0; s >>= 1) {
-      if (lid < s) {
-        partial[lid] += partial[lid + s];
-        partial[MATMUL_WG + lid] += partial[MATMUL_WG + lid + s];
-      }
-      barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0) {
-      const float g = partial[0];
-      out[row] = g / (1.0f + exp(-g)) * partial[MATMUL_WG];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    const float gate_part = row_dot2(type, w_gate + (ulong)row * row_bytes, w_up + (ulong)row * row_bytes, x, norm_w,
+                                     scale, n_in, lid, &up);
+    const float g = work_group_sum(gate_part, partial, lid, MATMUL_WG);
+    const float u = work_group_sum(up, partial, lid, MATMUL_WG);
+    if (lid == 0) out[row] = g / (1.0f + exp(-g)) * u;
   }
 }
 
