@@ -58,13 +58,12 @@ inline void matmul_finish(float* acc, local float* partial, int lid, int nt, int
   barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-
 #define DEFINE_MATMUL(TYPE, CHUNK)                                                                    \
   kernel void kernel_matmul_##TYPE##_f32(global const uchar* w_buffer, ulong w_offset,                 \
-                                                     ulong row_bytes, int n_in, int row0, int n_rows, \
-                                                     global const float* x, global float* y,          \
-                                                     int n_out, int n_tokens, global const float* bias, \
-                                                     int has_bias) {                                  \
+                                         ulong row_bytes, int n_in, int row0, int n_rows,             \
+                                         global const float* x, global float* y,                      \
+                                         int n_out, int n_tokens, global const float* bias,           \
+                                         int has_bias) {                                              \
     local float partial[MATMUL_TOKENS * MATMUL_WG];                                                   \
     global const uchar* w = w_buffer + w_offset;                                                      \
     const int lid = get_local_id(0);                                                                  \

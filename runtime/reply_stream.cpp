@@ -59,6 +59,21 @@ std::string StopStringMatcher::flush() {
   return out;
 }
 
+namespace {
+
+// Until a section (reasoning or content) has started, drops the newlines that open it; returns
+// false while nothing else has arrived.
+bool skip_opening_newlines(std::string_view& text, bool& started) {
+  if (started) return true;
+  const size_t first = text.find_first_not_of('\n');
+  if (first == std::string_view::npos) return false;
+  text.remove_prefix(first);
+  started = true;
+  return true;
+}
+
+}  // namespace
+
 ReplyStream::ReplyStream(const Tokenizer& tokenizer, std::span<const int32_t> prompt, ReplyOptions options)
     : options_(std::move(options)), stop_(options_.stop) {
   if (!options_.split_reasoning) return;
@@ -94,12 +109,7 @@ ReplyDelta ReplyStream::push(int32_t token, std::string_view raw_text) {
   }
   if (in_reasoning_) {
     std::string_view rest = text;
-    if (!reasoning_started_) {
-      const size_t first = rest.find_first_not_of('\n');
-      if (first == std::string_view::npos) return {};
-      rest.remove_prefix(first);
-      reasoning_started_ = true;
-    }
+    if (!skip_opening_newlines(rest, reasoning_started_)) return {};
     const size_t last = rest.find_last_not_of('\n');
     if (last == std::string_view::npos) {  // only newlines: show them once more reasoning follows
       held_newlines_.append(rest);
@@ -112,12 +122,7 @@ ReplyDelta ReplyStream::push(int32_t token, std::string_view raw_text) {
     return emit(std::move(out), "");
   }
   std::string_view rest = text;
-  if (!content_started_) {
-    const size_t first = rest.find_first_not_of('\n');
-    if (first == std::string_view::npos) return {};
-    rest.remove_prefix(first);
-    content_started_ = true;
-  }
+  if (!skip_opening_newlines(rest, content_started_)) return {};
   return emit("", stop_.push(rest));
 }
 
