@@ -138,13 +138,17 @@ void summarize(BenchResult& r, double bandwidth_gbps) {
   r.bw_pct = bandwidth_gbps > 0 ? 100.0 * r.gbps / bandwidth_gbps : 0.0;
 }
 
-void append_profile(BenchResult& r, const ProfilingBackend& backend, double n_runs) {
+// Rows of one backend's profile: `times` maps an op (CPU) or kernel (OpenCL) name to a time with
+// total_ns and calls over n_runs runs; shares are of that backend's total.
+template <typename Times>
+void append_profile(BenchResult& r, const std::string& backend, const Times& times, double n_runs) {
   double total_ns = 0;
-  for (const auto& [op, time] : backend.op_times()) total_ns += time.total_ns;
-  for (const auto& [op, time] : backend.op_times()) {
-    r.profile.push_back({.backend = backend.name(), .op = op, .ms_per_run = time.total_ns / n_runs / 1e6,
+  for (const auto& [op, time] : times) total_ns += static_cast<double>(time.total_ns);
+  for (const auto& [op, time] : times) {
+    const auto ns = static_cast<double>(time.total_ns);
+    r.profile.push_back({.backend = backend, .op = op, .ms_per_run = ns / n_runs / 1e6,
                          .calls_per_run = static_cast<double>(time.calls) / n_runs,
-                         .share_pct = total_ns > 0 ? 100.0 * time.total_ns / total_ns : 0.0});
+                         .share_pct = total_ns > 0 ? 100.0 * ns / total_ns : 0.0});
   }
 }
 
@@ -158,10 +162,8 @@ std::string BenchTest::name() const {
 std::string BenchResult::test_name() const { return BenchTest{n_prompt, n_gen}.name(); }
 
 std::string profile_method_note() {
-  return "cpu/ref: wall time per op (synchronous backends); opencl: synchronize() before and after each op "
-         "(event profiling is not exposed through Backend), which serialises the queue, so opencl op times "
-         "include launch and sync overhead, the profiled run is slower than the unprofiled one and its syncs/tok count "
-         "these extra synchronize() calls";
+  return "cpu/ref: wall time per op (synchronous backends); opencl: device time per kernel from event profiling "
+         "(CL_PROFILING_COMMAND_START to END, queue created with profiling on), no extra synchronization";
 }
 
 std::vector<BenchConfig> expand_configs(const BenchParams& params) {
@@ -213,6 +215,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   options.backend = config.backend == "ref" ? "ref" : "cpu";
   options.n_gpu_layers = config.backend == "opencl" ? std::to_string(config.n_gpu_layers) : "0";
   options.device = settings.device;
+  options.profile_gpu_kernels = settings.profile;
   cli::Engine engine = cli::load_engine(options);
   // What the load copied (before any timed run resets the counters).
   const opencl::OpenClCounters loaded = engine.gpu ? engine.gpu->counters() : opencl::OpenClCounters{};
@@ -256,19 +259,18 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   base.memory_cpu_bytes = memory.cpu.total();
   base.memory_gpu_bytes = memory.gpu.total();
 
-  // --profile: the same plan on decorated backends (the engine's own Transformer is dropped first).
-  std::unique_ptr<ProfilingBackend> profiled_cpu, profiled_gpu;
+  // --profile: the CPU ops through a timing decorator (the engine's own Transformer is dropped first);
+  // the GPU's kernels by event profiling, undecorated.
+  std::unique_ptr<ProfilingBackend> profiled_cpu;
   if (settings.profile) {
     engine.transformer.reset();
-    profiled_cpu = std::make_unique<ProfilingBackend>(*engine.cpu, false);
-    if (engine.gpu) profiled_gpu = std::make_unique<ProfilingBackend>(*engine.gpu, true);
+    profiled_cpu = std::make_unique<ProfilingBackend>(*engine.cpu);
     engine.transformer = std::make_unique<Transformer>(
-        model, place(engine.plan, *profiled_cpu, profiled_gpu.get()),
+        model, place(engine.plan, *profiled_cpu, engine.gpu.get()),
         TransformerOptions{.n_ctx = n_ctx, .n_batch = config.n_batch, .kv_type = options.kv_cache_type()});
   }
   Transformer& transformer = *engine.transformer;
-  const Backend* gpu_layers_backend =
-      profiled_gpu ? static_cast<const Backend*>(profiled_gpu.get()) : static_cast<const Backend*>(engine.gpu.get());
+  const Backend* gpu_layers_backend = engine.gpu.get();
   base.gpu_layers = gpu_layers_backend == nullptr
                         ? 0
                         : static_cast<int>(std::count(transformer.placement().layers.begin(),
@@ -287,7 +289,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
     // Warm-up (page faults, caches, kernel builds), excluded.
     time_run(transformer, tokens, test, engine.gpu.get(), gpu_layers_backend);
     if (profiled_cpu) profiled_cpu->reset_times();
-    if (profiled_gpu) profiled_gpu->reset_times();
+    if (settings.profile && engine.gpu) engine.gpu->take_kernel_times();  // drop the warm-up's
     RunSample sum;
     for (int rep = 0; rep < settings.repetitions && !(stop && stop->load() && rep > 0); ++rep) {
       const RunSample sample = time_run(transformer, tokens, test, engine.gpu.get(), gpu_layers_backend);
@@ -309,8 +311,8 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
       r.launches_per_layer_token =
           r.gpu_layers > 0 ? static_cast<double>(sum.layer_launches) / (tokens_timed * r.gpu_layers) : 0.0;
     }
-    if (profiled_cpu) append_profile(r, *profiled_cpu, n_runs);
-    if (profiled_gpu) append_profile(r, *profiled_gpu, n_runs);
+    if (profiled_cpu) append_profile(r, profiled_cpu->name(), profiled_cpu->op_times(), n_runs);
+    if (settings.profile && engine.gpu) append_profile(r, engine.gpu->name(), engine.gpu->take_kernel_times(), n_runs);
     summarize(r, settings.bandwidth_gbps);
     spdlog::info("{} ngl={} t={} b={} kv={} {}: {:.2f} ± {:.2f} tok/s", r.backend, r.n_gpu_layers, r.n_threads,
                  r.n_batch, r.type_k, r.test_name(), r.avg_ts, r.stddev_ts);

@@ -1,9 +1,7 @@
-// profiling_backend.h — a Backend decorator for `xelm bench --profile`: forwards every call to the
-// real backend and accumulates wall time and call count per op name, leaving the backends untouched.
-//
-// With synchronize_each_op (used for OpenCL, whose event profiling is not exposed through Backend)
-// the decorator calls synchronize() before and after each op, so an op's time is its queue time on
-// the device plus launch overhead; this serialises the queue and slows the run down.
+// profiling_backend.h — a Backend decorator for `xelm bench --profile` on the CPU backends: forwards
+// every call to the real backend and accumulates wall time and call count per op name, leaving the
+// backends untouched. The CPU backends are synchronous, so an op's wall time is its cost. (OpenCL
+// reports device time per kernel by event profiling instead: OpenClBackend::take_kernel_times.)
 #pragma once
 
 #include <cstdint>
@@ -22,11 +20,10 @@ struct OpTime {
 
 class ProfilingBackend : public Backend {
  public:
-  ProfilingBackend(Backend& inner, bool synchronize_each_op) : inner_(inner), synchronize_each_op_(synchronize_each_op) {}
+  explicit ProfilingBackend(Backend& inner) : inner_(inner) {}
 
   const std::map<std::string, OpTime>& op_times() const { return op_times_; }
   void reset_times() { op_times_.clear(); }
-  bool synchronizes_each_op() const { return synchronize_each_op_; }
 
   std::string name() const override { return inner_.name(); }
   bool supports(GgmlType weight_type) const override { return inner_.supports(weight_type); }
@@ -64,7 +61,6 @@ class ProfilingBackend : public Backend {
   void timed(const char* op_name, Op&& op);
 
   Backend& inner_;
-  bool synchronize_each_op_;
   std::map<std::string, OpTime> op_times_;
 };
 

@@ -148,7 +148,8 @@ class OpenClBackendImpl final : public OpenClBackend {
       : device_(device.device),
         info_(device.info),
         context_(device_),
-        queue_(context_, device_),
+        queue_(context_, device_, options.profile_kernels ? cl::QueueProperties::Profiling : cl::QueueProperties::None),
+        profile_kernels_(options.profile_kernels),
         tuning_(select_tuning(info_)),
         fast_(select_fast_paths(info_, tuning_, option_or_env(options.fast_paths, "XELM_OPENCL_FAST_PATHS", "auto"))),
         options_string_(opencl::build_options(tuning_, fast_)),
@@ -173,6 +174,10 @@ class OpenClBackendImpl final : public OpenClBackend {
   const DeviceInfo& device_info() const override { return info_; }
   const OpenClCounters& counters() const override { return counters_; }
   void reset_counters() override { counters_ = {}; }
+  std::map<std::string, KernelTime> take_kernel_times() override {
+    harvest_kernel_events();
+    return std::exchange(kernel_times_, {});
+  }
   std::string build_options() const override { return options_string_; }
   const ProgramCacheStats& program_cache_stats() const override { return cache_.stats(); }
   const FastPaths& fast_paths() const override { return fast_; }
@@ -558,7 +563,7 @@ class OpenClBackendImpl final : public OpenClBackend {
           if (status == clblast::StatusCode::kSuccess) {
             status = clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo, clblast::Transpose::kYes,
                                           m, n, k, 1.0f, buf(x)(), 0, k, gemm_scratch_(), 0, k, 0.0f, buf(y)(),
-                                          c_offset, c_ld, &queue, nullptr, temp_bytes > 0 ? gemm_temp_() : nullptr);
+                                          c_offset, c_ld, &queue, gemm_event(), temp_bytes > 0 ? gemm_temp_() : nullptr);
           }
         } catch (const std::exception& e) {
           spdlog::debug("CLBlast GEMM threw: {}", e.what());
@@ -632,7 +637,8 @@ class OpenClBackendImpl final : public OpenClBackend {
       k.setArg(index++, cl_int(accumulate));
       k.setArg(index++, cl_int(x.cols()));
       for (size_t s = 0; s < 3; ++s) arg(k, index, s < products.size() ? &products[s] : nullptr);
-      queue_.enqueueNDRangeKernel(k, cl::NullRange, cl::NDRange(wg * groups), cl::NDRange(wg));
+      queue_.enqueueNDRangeKernel(k, cl::NullRange, cl::NDRange(wg * groups), cl::NDRange(wg), nullptr,
+                                  profiled_event("kernel_matvec_f32"));
     });
     ++counters_.kernel_launches;
   }
@@ -676,9 +682,35 @@ class OpenClBackendImpl final : public OpenClBackend {
     guarded(name.c_str(), [&] {
       cl_uint index = 0;
       (k.setArg(index++, args), ...);
-      queue_.enqueueNDRangeKernel(k, cl::NullRange, global, local);
+      queue_.enqueueNDRangeKernel(k, cl::NullRange, global, local, nullptr, profiled_event(name));
     });
     ++counters_.kernel_launches;
+  }
+
+  // With profile_kernels: a new event slot recorded under `name`, to pass to an enqueue; else null.
+  cl::Event* profiled_event(const std::string& name) {
+    if (!profile_kernels_) return nullptr;
+    if (kernel_events_.size() >= kMaxPendingEvents) harvest_kernel_events();
+    return &kernel_events_.emplace_back(name, cl::Event()).second;
+  }
+
+  cl_event* gemm_event() {
+    cl::Event* event = profiled_event("clblast_sgemm");
+    return event != nullptr ? &(*event)() : nullptr;
+  }
+
+  // Adds the device times of the recorded events to kernel_times_ (waits for them).
+  void harvest_kernel_events() {
+    guarded("profiling", [&] {
+      for (auto& [name, event] : kernel_events_) {
+        if (event() == nullptr) continue;  // the enqueue threw
+        event.wait();
+        KernelTime& t = kernel_times_[name];
+        t.total_ns += event.getProfilingInfo<CL_PROFILING_COMMAND_END>() - event.getProfilingInfo<CL_PROFILING_COMMAND_START>();
+        ++t.calls;
+      }
+    });
+    kernel_events_.clear();
   }
 
   // inv_freq[i] = freq_base^(-2i / head_dim), computed as the reference backend does.
@@ -702,6 +734,12 @@ class OpenClBackendImpl final : public OpenClBackend {
   DeviceInfo info_;
   cl::Context context_;
   cl::CommandQueue queue_;  // in order
+  bool profile_kernels_;    // queue created with profiling; launches keep their events
+  // Events not yet summed, by kernel name; harvested when kMaxPendingEvents accumulate and by
+  // take_kernel_times().
+  static constexpr size_t kMaxPendingEvents = 4096;
+  std::vector<std::pair<std::string, cl::Event>> kernel_events_;
+  std::map<std::string, KernelTime> kernel_times_;
   KernelTuning tuning_;
   FastPaths fast_;
   std::string options_string_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,15 @@ struct OpenClOptions {
   // The fused decode kernels (kernels/fused.cl) behind Backend's fused ops; off (or $XELM_OPENCL_FUSED=0):
   // the unfused ops, one launch per op, for A/B comparisons.
   bool fused = true;
+  // Device time per kernel by event profiling (CL_QUEUE_PROFILING_ENABLE; kernel_times()). Adds no
+  // synchronization; off by default since some drivers slow down profiled queues.
+  bool profile_kernels = false;
+};
+
+// Device time of one kernel name summed over its launches (profile_kernels).
+struct KernelTime {
+  uint64_t total_ns = 0;  // sum of CL_PROFILING_COMMAND_END - CL_PROFILING_COMMAND_START
+  uint64_t calls = 0;
 };
 
 // Work the backend did since the last reset_counters().
@@ -48,6 +58,9 @@ class OpenClBackend : public Backend {
   virtual const DeviceInfo& device_info() const = 0;
   virtual const OpenClCounters& counters() const = 0;
   virtual void reset_counters() = 0;
+  // Waits for the queue and returns the kernel times since the last call, by kernel name (CLBlast's
+  // GEMM as "clblast_sgemm"); empty unless OpenClOptions::profile_kernels.
+  virtual std::map<std::string, KernelTime> take_kernel_times() = 0;
   virtual std::string build_options() const = 0;
   virtual const ProgramCacheStats& program_cache_stats() const = 0;
   virtual const FastPaths& fast_paths() const = 0;

@@ -33,7 +33,7 @@ Subcommand add_bench_command(CLI::App& app) {
   cmd->add_option("-o,--output", opts->output, "Output format")->check(CLI::IsMember({"md", "csv", "json"}));
   cmd->add_option("--bandwidth", opts->bandwidth_gbps, "Memory read bandwidth in GB/s (default: measure)")
       ->check(CLI::PositiveNumber);
-  cmd->add_flag("--profile", opts->profile, "Per-op time breakdown per backend (OpenCL: synchronizes around each op)");
+  cmd->add_flag("--profile", opts->profile, "Time breakdown: per op on the CPU, per kernel (device time, event profiling) on OpenCL");
   cmd->add_option("--device", opts->device, "OpenCL device: index or name substring (see `xelm devices`)");
   return {cmd, [opts] {
             if (opts->bandwidth_gbps <= 0.0) {

@@ -112,6 +112,7 @@ Engine load_engine(const EngineOptions& o) {
     try {
       opencl::OpenClOptions options;
       options.device = o.device;
+      options.profile_kernels = o.profile_gpu_kernels;
       e.gpu = opencl::make_opencl_backend(options);
     } catch (const Error& error) {
       spdlog::warn("OpenCL is not usable ({}); running on the CPU", error.what());

@@ -30,6 +30,7 @@ struct EngineOptions {
   bool embedding_gpu = false;   // with --layers-gpu: the embedding lookup on the GPU too
   bool head_cpu = false;        // with --layers-gpu: keep the output head on the CPU
   std::string device;           // OpenCL device index or name substring
+  bool profile_gpu_kernels = false;  // OpenCL event profiling (xelm bench --profile)
 
   void add_to(CLI::App& cmd);
   GgmlType kv_cache_type() const;
