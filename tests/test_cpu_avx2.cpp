@@ -118,7 +118,7 @@ TEST_P(CpuAvx2Matmul, MatchesReferenceAtOddShapes) {
   const std::unique_ptr<Backend> ref = cpu::make_reference_backend();
   double worst = 0.0;
   for (int64_t in : {one_block, (block == 1 ? 1 : block) * (block == 256 ? 5 : 37)}) {
-    for (int64_t out : {int64_t{1}, int64_t{37}}) {
+    for (int64_t out : {int64_t{1}, int64_t{16}, int64_t{37}}) {
       OwnedTensor w(type, in, out, 7u + static_cast<uint32_t>(in + out));
       OwnedTensor bias(GgmlType::F32, out, 1, 99u, "bias");
       for (int threads : {1, 2, 3}) {
@@ -128,8 +128,10 @@ TEST_P(CpuAvx2Matmul, MatchesReferenceAtOddShapes) {
         // Outputs of every batch size pooled, so that a single output (out = 1) still gives a
         // meaningful normalized error; a wrong batch size would dominate the pool.
         std::vector<float> all_fast, all_ref;
-        for (int64_t rows : {1, 2, 3, 4, 5, 8, 17}) {
-          if (threads > 1 && rows != 5 && rows != 17) continue;  // thread counts on a few batch sizes
+        // From 8 rows the K-quants take the panel kernel (panels of 8 output rows, the rest of out
+        // through the dot kernel; tiles of 4 activation rows in blocks of 64).
+        for (int64_t rows : {1, 2, 3, 4, 5, 8, 9, 17, 33, 70}) {
+          if (threads > 1 && rows != 5 && rows != 17 && rows != 33) continue;  // thread counts on a few batch sizes
           const std::vector<float> x = random_values(static_cast<size_t>(rows * in), static_cast<uint32_t>(rows));
           auto x_ref = make_activation(*ref, x, rows, in), x_fast = make_activation(*fast, x, rows, in);
           auto y_ref = ref->new_activation(rows, out), y_fast = fast->new_activation(rows, out);

@@ -35,7 +35,10 @@ constexpr int64_t kParallelElements = 16384;
 class Avx2Weight final : public Weight {
  public:
   explicit Avx2Weight(const gguf::TensorInfo& info)
-      : Weight(info), row_bytes(xelm::row_bytes(info.type, info.shape[0])), kernel(avx2::dot_kernel(info.type)) {
+      : Weight(info),
+        row_bytes(xelm::row_bytes(info.type, info.shape[0])),
+        kernel(avx2::dot_kernel(info.type)),
+        panel_kernel(avx2::panel_kernel(info.type)) {
     if (info.shape.size() == 1) {  // norms and biases: kept dequantized (a few KiB)
       dense.resize(static_cast<size_t>(info.shape[0]));
       dequantize_row(info.type, info.data, dense.data(), info.shape[0]);
@@ -44,6 +47,7 @@ class Avx2Weight final : public Weight {
   const uint8_t* row(int64_t r) const { return info().data + static_cast<size_t>(r) * row_bytes; }
   size_t row_bytes;
   avx2::DotKernel kernel;   // nullptr for types without a product kernel
+  avx2::PanelKernel panel_kernel;  // nullptr for types without a prompt-processing kernel
   std::vector<float> dense; // [in_features] for 1-D tensors
 };
 
@@ -230,9 +234,18 @@ class Avx2Backend final : public HostBackend {
       xq = dst;
     }
     const float* b = bias != nullptr ? wt(*bias).dense.data() : nullptr;
+    // Prompt processing: whole panels of output rows through the panel kernel (chunks of the pool
+    // are whole panels), the rest through the dot kernel.
+    const bool panels = weight.panel_kernel != nullptr && n >= avx2::kPanelMinRows;
     pool_.parallel_for(w.out_features(), [&](int64_t o_begin, int64_t o_end) {
+      const int64_t n_panels = panels ? (o_end - o_begin) / avx2::kPanelRows : 0;
+      if (n_panels > 0) {
+        weight.panel_kernel({weight.row(o_begin), weight.row_bytes, n_panels, xq, x_stride, n, in,
+                             act(y).row(0) + o_begin, y.cols(), b != nullptr ? b + o_begin : nullptr});
+      }
+      const int64_t first = o_begin + n_panels * avx2::kPanelRows;  // first output row for the dot kernel
       float result[avx2::kMaxTileRows];
-      for (int64_t block = o_begin; block < o_end; block += kOutputRowBlock) {
+      for (int64_t block = first; block < o_end; block += kOutputRowBlock) {
         const int64_t block_end = std::min(o_end, block + kOutputRowBlock);
         for (int64_t t = 0; t < n; t += avx2::kMaxTileRows) {
           const int tile = static_cast<int>(std::min<int64_t>(avx2::kMaxTileRows, n - t));
@@ -243,7 +256,7 @@ class Avx2Backend final : public HostBackend {
           }
         }
       }
-    });
+    }, panels ? avx2::kPanelRows : 1);
   }
 
   void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "cpu_fallback/avx2/kernels.h"
+#include "cpu_fallback/avx2/kquant_decode.h"
 #include "cpu_fallback/avx2/simd_util.h"
 #include "runtime/quant_blocks.h"
 
@@ -145,8 +146,6 @@ struct Block32Kernel {
 
 // ---- K-quants × Q8_K ------------------------------------------------------------------------
 
-inline __m256i shift_right16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(bits)); }
-
 // Scale vector for a 32-byte chunk spanning two 16-element sub-blocks: maddubs lanes 0-7 come from
 // the first sub-block, 8-15 from the second.
 inline __m256i pair_scales(int first, int second) {
@@ -241,18 +240,6 @@ struct Q3_KKernel {
   }
 };
 
-// Q4_K / Q5_K 6-bit scales and mins of the 8 sub-blocks of 32, unpacked with 32-bit masks:
-// out[0..1] = scales 0..7 (one byte each), out[2..3] = mins 0..7.
-inline void unpack_k_scales(const uint8_t* packed, uint32_t out[4]) {
-  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
-  uint32_t in[3];
-  std::memcpy(in, packed, sizeof(in));
-  out[0] = in[0] & kLow6;
-  out[1] = (in[2] & kLow4) | (((in[0] >> 6) & kLow2) << 4);
-  out[2] = in[1] & kLow6;
-  out[3] = ((in[2] >> 4) & kLow4) | (((in[1] >> 6) & kLow2) << 4);
-}
-
 // Q4_K (kHighBits = false) and Q5_K (true): 8 sub-blocks of 32, x = d*sc*q - dmin*m.
 template <typename Block, bool kHighBits>
 struct Q45_KKernel {
@@ -267,7 +254,6 @@ struct Q45_KKernel {
       acc[r] = _mm256_setzero_ps();
       acc_min[r] = _mm_setzero_ps();
     }
-    const __m256i low_nibble = _mm256_set1_epi8(0x0F);
     for (int64_t i = 0; i < n / QK_K; ++i) {
       const Block& b = blocks[i];
       uint32_t unpacked[4];
@@ -278,15 +264,8 @@ struct Q45_KKernel {
       __m256i sumi[NR];
       for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
       for (int p = 0; p < 4; ++p) {  // elements 64p .. 64p+63: sub-blocks 2p (low nibbles), 2p+1 (high)
-        const __m256i bytes = load256(b.qs + 32 * p);
-        __m256i low = _mm256_and_si256(bytes, low_nibble);
-        __m256i high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibble);
-        if constexpr (kHighBits) {
-          const __m256i qh = load256(b.qh);
-          const __m256i one = _mm256_set1_epi8(1);
-          low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(shift_right16(qh, 2 * p), one), 4));
-          high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(shift_right16(qh, 2 * p + 1), one), 4));
-        }
+        __m256i low, high;
+        decode_q45_k_pair<Block, kHighBits>(b, p, low, high);
         const __m256i scale_low = _mm256_set1_epi16(scales[2 * p]), scale_high = _mm256_set1_epi16(scales[2 * p + 1]);
         for (int r = 0; r < NR; ++r) {
           const int8_t* xq = xb[r][i].qs + 64 * p;
@@ -324,23 +303,14 @@ struct Q6_KKernel {
       xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
       acc[r] = _mm256_setzero_ps();
     }
-    const __m256i low_nibble = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < n / QK_K; ++i) {
       const block_q6_K& b = blocks[i];
       const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
       __m256i sumi[NR];
       for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
       for (int half = 0; half < 2; ++half) {
-        const __m256i ql0 = load256(b.ql + 64 * half), ql1 = load256(b.ql + 64 * half + 32);
-        const __m256i qh = load256(b.qh + 32 * half);
         __m256i q[4];  // elements 128*half + 32c .. +31, values 0..63 (minus 32)
-        q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low_nibble), _mm256_slli_epi16(_mm256_and_si256(qh, two_bits), 4));
-        q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low_nibble),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits), 4));
-        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_nibble),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits), 4));
-        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibble),
-                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits), 4));
+        decode_q6_k_half(b, half, q);
         for (int c = 0; c < 4; ++c) {
           const int j = 8 * half + 2 * c;
           const __m256i sc = pair_scales(b.scales[j], b.scales[j + 1]);

@@ -37,6 +37,29 @@ using DotKernel = void (*)(const uint8_t* w_row, const uint8_t* x, size_t x_stri
 // The kernel for a weight type; nullptr if the type has none.
 DotKernel dot_kernel(GgmlType weight_type);
 
+// Prompt processing (gemm_kernels.cpp): products with at least kPanelMinRows activation rows take
+// panels of kPanelRows consecutive weight rows, packed on the fly, for the weight types that have a
+// PanelKernel; the remaining out % kPanelRows rows, decode and the other types take the DotKernel.
+inline constexpr int64_t kPanelRows = 8;
+inline constexpr int64_t kPanelMinRows = 8;
+
+// y[t][o] = dot(weight row o, activation row t) + bias[o] for o < kPanelRows * n_panels, t < n_rows.
+struct PanelProduct {
+  const uint8_t* w;    // weight row 0 of the first panel; rows w_row_bytes apart
+  size_t w_row_bytes;
+  int64_t n_panels;
+  const uint8_t* x;    // prepared activation rows of activation_format(type), x_stride bytes apart
+  size_t x_stride;
+  int64_t n_rows;
+  int64_t n;           // elements per row
+  float* y;            // y[0][0]; rows y_stride floats apart
+  int64_t y_stride;
+  const float* bias;   // [kPanelRows * n_panels], or nullptr
+};
+using PanelKernel = void (*)(const PanelProduct& product);
+// The panel kernel for a weight type; nullptr if the type has none.
+PanelKernel panel_kernel(GgmlType weight_type);
+
 // Converts n floats to IEEE half and back (F16C).
 void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n);
 void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n);

@@ -45,6 +45,9 @@ inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+// Logical right shift of each 16-bit lane by a run-time bit count.
+inline __m256i shift_right16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(bits)); }
+
 // 16 packed nibble bytes -> 32 bytes: low nibbles first (elements 0..15), then high (16..31).
 inline __m256i unpack_nibbles_16(const uint8_t* p) {
   const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));

@@ -1,0 +1,232 @@
+// gemm_kernels.cpp — AVX2 products of K-quant weights (Q4_K, Q5_K, Q6_K) with many activation rows
+// (prompt processing), organised as BLAS does, by packing.
+//
+// The weights stay in the mmapped file. A panel of kPanelRows consecutive weight rows is unpacked on
+// the fly into a small interleaved buffer (per call, a few KiB per 256 elements of a row, so it stays
+// in L1/L2) where one 32-byte vector holds 4 consecutive quants of each of the 8 rows: "lanes =
+// output rows". A micro-kernel then multiplies the panel with a tile of up to kTileRows activation
+// rows (Q8_K): 4 activation bytes are broadcast to every lane and multiplied with the packed quants
+// (maddubs), the int16 pair sums accumulate in int16 while they cannot overflow, a madd applies each
+// row's sub-block scale, and the block scales and min/offset terms are 8-lane vectors too. So 8
+// outputs of an activation row come out as one vector, without horizontal sums, and each packed
+// vector serves the whole tile. A panel is packed once per token block (kTokenBlock activation rows,
+// whose Q8_K rows stay in L2 while every panel passes over them).
+#include <algorithm>
+#include <vector>
+
+#include "cpu_fallback/avx2/kernels.h"
+#include "cpu_fallback/avx2/kquant_decode.h"
+#include "cpu_fallback/avx2/simd_util.h"
+#include "runtime/quant_blocks.h"
+
+namespace xelm::cpu::avx2 {
+namespace {
+
+using namespace xelm::quant;
+
+static_assert(kPanelRows == 8, "one 32-bit lane of a vector per panel row");
+
+constexpr int kTileRows = kMaxTileRows;  // activation rows per micro-kernel call
+constexpr int64_t kTokenBlock = 64;      // activation rows per packing of a panel
+constexpr int kGroups = QK_K / 4;        // 4-element groups per block
+constexpr int kChunks = QK_K / 32;       // 32-element chunks (one vector of one row) per block
+constexpr int kBsums = QK_K / 16;        // Q8_K bsums per block
+
+// One block (QK_K elements) of every row of a panel, packed. For row r (lane r) of the panel:
+//   q[g]      32 bytes: byte 4r + e = quant of row r, element 4g + e (unsigned), g < kGroups
+//   scales[j] 16 int16: lanes 2r and 2r+1 = scale of row r's sub-block j (the madd weights of
+//             the two maddubs pairs of row r)
+//   corr[p]   16 int16: lanes 2r, 2r+1 = row r's correction coefficients of the Q8_K bsums 2p, 2p+1
+//   d, coef   8 floats: row r's block scale and the scale of its correction
+// so that for a Q8_K activation block a:
+//   dot(row r, a) = a.d * (d[r] * Σ_j scales[j][r] * Σ_{k in sub-block j} q_k a.qs_k
+//                          - coef[r] * Σ_i corr_i[r] * a.bsums_i).
+template <int kSubBlocks>
+struct PackedBlock {
+  __m256i q[kGroups];
+  __m256i scales[kSubBlocks];
+  __m256i corr[kBsums / 2];
+  __m256 d, coef;
+};
+
+// One block of each row of a panel as a type's traits unpack it, before the interleaving.
+template <int kSubBlocks>
+struct PanelRows {
+  __m256i q[kPanelRows][kChunks];  // [row][chunk]: elements 32c .. 32c+31 as bytes
+  int16_t scales[kSubBlocks][kPanelRows];
+  int16_t corr[kBsums][kPanelRows];
+  float d[kPanelRows], coef[kPanelRows];
+};
+
+// Per-type traits: Block, kSubBlocks (scales per block), kGroupsPerSum (4-element groups whose
+// maddubs pair sums stay in int16 before the madd with the scale: 2 * q_max * 127 per group must
+// stay below 32768 after kGroupsPerSum additions) and unpack(block, row, PanelRows&).
+
+// Q4_K / Q5_K: 8 sub-blocks of 32, x = d*sc_j*q - dmin*m_j. The correction is dmin * Σ_j m_j *
+// (sum of the activations of sub-block j), i.e. both bsums of sub-block j with coefficient m_j.
+template <typename BlockType, bool kHighBits>
+struct Q45_KPanel {
+  using Block = BlockType;
+  static constexpr int kSubBlocks = 8;
+  static constexpr int kGroupsPerSum = kHighBits ? 4 : 8;  // 4 * 2*31*127 = 31496, 8 * 2*15*127 = 30480
+  static void unpack(const Block& b, int r, PanelRows<kSubBlocks>& out) {
+    for (int p = 0; p < 4; ++p) decode_q45_k_pair<Block, kHighBits>(b, p, out.q[r][2 * p], out.q[r][2 * p + 1]);
+    uint32_t unpacked[4];
+    unpack_k_scales(b.scales, unpacked);
+    uint8_t scales_mins[16];  // scales 0..7, mins 0..7
+    std::memcpy(scales_mins, unpacked, sizeof(scales_mins));
+    for (int j = 0; j < kSubBlocks; ++j) {
+      out.scales[j][r] = scales_mins[j];
+      out.corr[2 * j][r] = out.corr[2 * j + 1][r] = scales_mins[8 + j];
+    }
+    out.d[r] = half_to_float(b.d);
+    out.coef[r] = half_to_float(b.dmin);
+  }
+};
+
+// Q6_K: 16 sub-blocks of 16, x = d*s_j*(q - 32). The correction is d * Σ_j 32*s_j * bsums_j.
+struct Q6_KPanel {
+  using Block = block_q6_K;
+  static constexpr int kSubBlocks = 16;
+  static constexpr int kGroupsPerSum = 2;  // 2 * 2*63*127 = 32004
+  static void unpack(const Block& b, int r, PanelRows<kSubBlocks>& out) {
+    decode_q6_k_half(b, 0, out.q[r]);
+    decode_q6_k_half(b, 1, out.q[r] + 4);
+    for (int j = 0; j < kSubBlocks; ++j) {
+      out.scales[j][r] = b.scales[j];
+      out.corr[j][r] = static_cast<int16_t>(32 * b.scales[j]);
+    }
+    out.d[r] = out.coef[r] = half_to_float(b.d);
+  }
+};
+
+// Transposes an 8×8 matrix of 32-bit elements held in 8 vectors (v[i] lane k <-> v[k] lane i).
+inline void transpose_8x8_epi32(__m256i v[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+  }
+}
+
+// Packs block i of the kPanelRows rows starting at w (w_row_bytes apart).
+template <typename T>
+void pack_block(const uint8_t* w, size_t w_row_bytes, int64_t i, PackedBlock<T::kSubBlocks>& out) {
+  PanelRows<T::kSubBlocks> rows;
+  for (int r = 0; r < kPanelRows; ++r) {
+    T::unpack(reinterpret_cast<const typename T::Block*>(w + static_cast<size_t>(r) * w_row_bytes)[i], r, rows);
+  }
+  for (int c = 0; c < kChunks; ++c) {
+    __m256i v[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) v[r] = rows.q[r][c];
+    transpose_8x8_epi32(v);  // v[k] lane r = elements 32c + 4k .. +3 of row r
+    for (int k = 0; k < 8; ++k) out.q[8 * c + k] = v[k];
+  }
+  for (int j = 0; j < T::kSubBlocks; ++j) {
+    const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.scales[j]));
+    out.scales[j] = _mm256_set_m128i(_mm_unpackhi_epi16(s, s), _mm_unpacklo_epi16(s, s));
+  }
+  for (int p = 0; p < kBsums / 2; ++p) {
+    const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.corr[2 * p]));
+    const __m128i odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.corr[2 * p + 1]));
+    out.corr[p] = _mm256_set_m128i(_mm_unpackhi_epi16(even, odd), _mm_unpacklo_epi16(even, odd));
+  }
+  out.d = _mm256_loadu_ps(rows.d);
+  out.coef = _mm256_loadu_ps(rows.coef);
+}
+
+// The 4 bytes at p in every 32-bit lane.
+inline __m256i broadcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
+}
+
+// y[t][0..7] = the packed panel (n_blocks blocks) times activation rows t < NT (+ bias).
+template <typename T, int NT>
+void multiply_tile(const PackedBlock<T::kSubBlocks>* panel, int64_t n_blocks, const uint8_t* x, size_t x_stride,
+                   float* y, int64_t y_stride, __m256 bias) {
+  constexpr int kGroupsPerSub = kGroups / T::kSubBlocks;
+  static_assert(kGroupsPerSub % T::kGroupsPerSum == 0);
+  const block_q8_K* xb[NT];
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    xb[t] = reinterpret_cast<const block_q8_K*>(x + t * x_stride);
+    acc[t] = bias;
+  }
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    const PackedBlock<T::kSubBlocks>& pb = panel[i];
+    __m256i sumi[NT];
+    for (int t = 0; t < NT; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int j = 0; j < T::kSubBlocks; ++j) {
+      for (int g0 = j * kGroupsPerSub; g0 < (j + 1) * kGroupsPerSub; g0 += T::kGroupsPerSum) {
+        __m256i sum16[NT];
+        for (int t = 0; t < NT; ++t) sum16[t] = _mm256_setzero_si256();
+        for (int g = g0; g < g0 + T::kGroupsPerSum; ++g) {
+          const __m256i q = pb.q[g];
+          for (int t = 0; t < NT; ++t) {
+            sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(q, broadcast4(xb[t][i].qs + 4 * g)));
+          }
+        }
+        for (int t = 0; t < NT; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sum16[t], pb.scales[j]));
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const block_q8_K& a = xb[t][i];
+      __m256i corr = _mm256_setzero_si256();
+      for (int p = 0; p < kBsums / 2; ++p) corr = _mm256_add_epi32(corr, _mm256_madd_epi16(pb.corr[p], broadcast4(a.bsums + 2 * p)));
+      const __m256 dx = _mm256_set1_ps(a.d);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(pb.d, dx), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_mul_ps(pb.coef, dx), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + t * y_stride, acc[t]);
+}
+
+template <typename T>
+void panel_product(const PanelProduct& p) {
+  static_assert(kTileRows == 4);
+  const int64_t n_blocks = p.n / QK_K;
+  std::vector<PackedBlock<T::kSubBlocks>> panel(static_cast<size_t>(n_blocks));  // [n_blocks]: the current panel
+  for (int64_t t0 = 0; t0 < p.n_rows; t0 += kTokenBlock) {
+    const int64_t t_end = std::min(p.n_rows, t0 + kTokenBlock);
+    for (int64_t o = 0; o < kPanelRows * p.n_panels; o += kPanelRows) {
+      const uint8_t* w = p.w + static_cast<size_t>(o) * p.w_row_bytes;
+      for (int64_t i = 0; i < n_blocks; ++i) pack_block<T>(w, p.w_row_bytes, i, panel[static_cast<size_t>(i)]);
+      const __m256 bias = p.bias != nullptr ? _mm256_loadu_ps(p.bias + o) : _mm256_setzero_ps();
+      for (int64_t t = t0; t < t_end; t += kTileRows) {
+        const uint8_t* x = p.x + static_cast<size_t>(t) * p.x_stride;
+        float* y = p.y + t * p.y_stride + o;
+        switch (std::min<int64_t>(kTileRows, t_end - t)) {
+          case 1: multiply_tile<T, 1>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
+          case 2: multiply_tile<T, 2>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
+          case 3: multiply_tile<T, 3>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
+          default: multiply_tile<T, 4>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+PanelKernel panel_kernel(GgmlType weight_type) {
+  switch (weight_type) {
+    case GgmlType::Q4_K: return &panel_product<Q45_KPanel<block_q4_K, false>>;
+    case GgmlType::Q5_K: return &panel_product<Q45_KPanel<block_q5_K, true>>;
+    case GgmlType::Q6_K: return &panel_product<Q6_KPanel>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace xelm::cpu::avx2

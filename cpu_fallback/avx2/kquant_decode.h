@@ -1,0 +1,59 @@
+// kquant_decode.h — decoding of K-quant weight blocks (Q4_K, Q5_K, Q6_K) into vectors of one
+// unsigned quant per byte, in element order, shared by the dot kernels (dot_kernels.cpp) and the
+// panel packer of the prompt-processing kernels (gemm_kernels.cpp). Include only from files compiled
+// with -mavx2 -mfma -mf16c.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "cpu_fallback/avx2/simd_util.h"
+#include "runtime/quant_blocks.h"
+
+namespace xelm::cpu::avx2 {
+
+// Q4_K / Q5_K 6-bit scales and mins of the 8 sub-blocks of 32, unpacked with 32-bit masks:
+// out[0..1] = scales 0..7 (one byte each), out[2..3] = mins 0..7.
+inline void unpack_k_scales(const uint8_t* packed, uint32_t out[4]) {
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  uint32_t in[3];
+  std::memcpy(in, packed, sizeof(in));
+  out[0] = in[0] & kLow6;
+  out[1] = (in[2] & kLow4) | (((in[0] >> 6) & kLow2) << 4);
+  out[2] = in[1] & kLow6;
+  out[3] = ((in[2] >> 4) & kLow4) | (((in[1] >> 6) & kLow2) << 4);
+}
+
+// Q4_K (kHighBits = false, quants 0..15) and Q5_K (true, 0..31): elements 64p .. 64p+31 of block b
+// into `low` (sub-block 2p) and 64p+32 .. 64p+63 into `high` (sub-block 2p+1), p < 4.
+template <typename Block, bool kHighBits>
+inline void decode_q45_k_pair(const Block& b, int p, __m256i& low, __m256i& high) {
+  const __m256i low_nibble = _mm256_set1_epi8(0x0F);
+  const __m256i bytes = load256(b.qs + 32 * p);
+  low = _mm256_and_si256(bytes, low_nibble);
+  high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibble);
+  if constexpr (kHighBits) {
+    const __m256i qh = load256(b.qh);
+    const __m256i one = _mm256_set1_epi8(1);
+    low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(shift_right16(qh, 2 * p), one), 4));
+    high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(shift_right16(qh, 2 * p + 1), one), 4));
+  }
+}
+
+// Q6_K: elements 128*half + 32c .. +31 of block b into q[c], c < 4, as bytes 0..63 (value q - 32).
+inline void decode_q6_k_half(const quant::block_q6_K& b, int half, __m256i q[4]) {
+  const __m256i low_nibble = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(3);
+  const __m256i ql0 = load256(b.ql + 64 * half), ql1 = load256(b.ql + 64 * half + 32);
+  const __m256i qh = load256(b.qh + 32 * half);
+  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low_nibble), _mm256_slli_epi16(_mm256_and_si256(qh, two_bits), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low_nibble),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_nibble),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibble),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits), 4));
+}
+
+}  // namespace xelm::cpu::avx2
