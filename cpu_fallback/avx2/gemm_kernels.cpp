@@ -9,9 +9,11 @@
 // (maddubs), the int16 pair sums accumulate in int16 while they cannot overflow, a madd applies each
 // row's sub-block scale, and the block scales and min/offset terms are 8-lane vectors too. So 8
 // outputs of an activation row come out as one vector, without horizontal sums, and each packed
-// vector serves the whole tile. A panel is packed once per token block (kTokenBlock activation rows,
-// whose Q8_K rows stay in L2 while every panel passes over them).
+// vector serves the whole tile. A panel is packed once for all activation rows: the micro-kernel
+// reads 4 activation bytes per maddubs, little enough to stream them from L3 while the packed panel
+// stays in L1/L2.
 #include <algorithm>
+#include <cstddef>
 #include <vector>
 
 #include "cpu_fallback/avx2/kernels.h"
@@ -27,7 +29,6 @@ using namespace xelm::quant;
 static_assert(kPanelRows == 8, "one 32-bit lane of a vector per panel row");
 
 constexpr int kTileRows = kMaxTileRows;  // activation rows per micro-kernel call
-constexpr int64_t kTokenBlock = 64;      // activation rows per packing of a panel
 constexpr int kGroups = QK_K / 4;        // 4-element groups per block
 constexpr int kChunks = QK_K / 32;       // 32-element chunks (one vector of one row) per block
 constexpr int kBsums = QK_K / 16;        // Q8_K bsums per block
@@ -49,18 +50,23 @@ struct PackedBlock {
   __m256 d, coef;
 };
 
-// One block of each row of a panel as a type's traits unpack it, before the interleaving.
+// The scale terms of one block of each row of a panel, as a type's traits unpack them.
 template <int kSubBlocks>
-struct PanelRows {
-  __m256i q[kPanelRows][kChunks];  // [row][chunk]: elements 32c .. 32c+31 as bytes
+struct PanelScales {
   int16_t scales[kSubBlocks][kPanelRows];
   int16_t corr[kBsums][kPanelRows];
   float d[kPanelRows], coef[kPanelRows];
 };
 
-// Per-type traits: Block, kSubBlocks (scales per block), kGroupsPerSum (4-element groups whose
-// maddubs pair sums stay in int16 before the madd with the scale: 2 * q_max * 127 per group must
-// stay below 32768 after kGroupsPerSum additions) and unpack(block, row, PanelRows&).
+// Per-type traits:
+//   Block, kSubBlocks (scales per block), kGroupsPerSum (4-element groups whose maddubs pair sums
+//   stay in int16 before the madd with the scale: kGroupsPerSum * 2 * q_max * 127 < 32768);
+//   [kQuantBegin, kQuantEnd): the bytes of a block that hold its quants, a multiple of 32;
+//   decode(block, q[kChunks]): the quants as bytes in element order, 32 per vector. Each output
+//     byte depends only on the quant bytes at its own offset within 32-byte groups (nibbles and
+//     bits are extracted in place), so decoding a block whose quant bytes are interleaved 4-byte
+//     groups of 8 rows yields the packed layout directly (pack_block);
+//   unpack_scales(block, r, PanelScales&): row r's scale terms.
 
 // Q4_K / Q5_K: 8 sub-blocks of 32, x = d*sc_j*q - dmin*m_j. The correction is dmin * Σ_j m_j *
 // (sum of the activations of sub-block j), i.e. both bsums of sub-block j with coefficient m_j.
@@ -69,8 +75,12 @@ struct Q45_KPanel {
   using Block = BlockType;
   static constexpr int kSubBlocks = 8;
   static constexpr int kGroupsPerSum = kHighBits ? 4 : 8;  // 4 * 2*31*127 = 31496, 8 * 2*15*127 = 30480
-  static void unpack(const Block& b, int r, PanelRows<kSubBlocks>& out) {
-    for (int p = 0; p < 4; ++p) decode_q45_k_pair<Block, kHighBits>(b, p, out.q[r][2 * p], out.q[r][2 * p + 1]);
+  static constexpr size_t kQuantBegin = offsetof(Block, scales) + sizeof(Block::scales);  // qh (Q5_K), qs
+  static constexpr size_t kQuantEnd = sizeof(Block);
+  static void decode(const Block& b, __m256i q[kChunks]) {
+    for (int p = 0; p < 4; ++p) decode_q45_k_pair<Block, kHighBits>(b, p, q[2 * p], q[2 * p + 1]);
+  }
+  static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
     uint32_t unpacked[4];
     unpack_k_scales(b.scales, unpacked);
     uint8_t scales_mins[16];  // scales 0..7, mins 0..7
@@ -89,9 +99,13 @@ struct Q6_KPanel {
   using Block = block_q6_K;
   static constexpr int kSubBlocks = 16;
   static constexpr int kGroupsPerSum = 2;  // 2 * 2*63*127 = 32004
-  static void unpack(const Block& b, int r, PanelRows<kSubBlocks>& out) {
-    decode_q6_k_half(b, 0, out.q[r]);
-    decode_q6_k_half(b, 1, out.q[r] + 4);
+  static constexpr size_t kQuantBegin = offsetof(Block, ql);
+  static constexpr size_t kQuantEnd = offsetof(Block, scales);
+  static void decode(const Block& b, __m256i q[kChunks]) {
+    decode_q6_k_half(b, 0, q);
+    decode_q6_k_half(b, 1, q + 4);
+  }
+  static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
     for (int j = 0; j < kSubBlocks; ++j) {
       out.scales[j][r] = b.scales[j];
       out.corr[j][r] = static_cast<int16_t>(32 * b.scales[j]);
@@ -122,27 +136,37 @@ inline void transpose_8x8_epi32(__m256i v[8]) {
 // Packs block i of the kPanelRows rows starting at w (w_row_bytes apart).
 template <typename T>
 void pack_block(const uint8_t* w, size_t w_row_bytes, int64_t i, PackedBlock<T::kSubBlocks>& out) {
-  PanelRows<T::kSubBlocks> rows;
-  for (int r = 0; r < kPanelRows; ++r) {
-    T::unpack(reinterpret_cast<const typename T::Block*>(w + static_cast<size_t>(r) * w_row_bytes)[i], r, rows);
-  }
-  for (int c = 0; c < kChunks; ++c) {
+  using Block = typename T::Block;
+  static_assert((T::kQuantEnd - T::kQuantBegin) % 32 == 0);
+  const Block* rows[kPanelRows];
+  for (int r = 0; r < kPanelRows; ++r) rows[r] = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * w_row_bytes) + i;
+  // interleaved[k]: quant bytes only; byte 32m + 4r + e is byte 32m + 4k + e of row r, so that
+  // T::decode(interleaved[k]) gives the groups 8c + k (c < kChunks) of the packed layout.
+  Block interleaved[kPanelRows];
+  for (size_t m = T::kQuantBegin; m < T::kQuantEnd; m += 32) {
     __m256i v[kPanelRows];
-    for (int r = 0; r < kPanelRows; ++r) v[r] = rows.q[r][c];
-    transpose_8x8_epi32(v);  // v[k] lane r = elements 32c + 4k .. +3 of row r
-    for (int k = 0; k < 8; ++k) out.q[8 * c + k] = v[k];
+    for (int r = 0; r < kPanelRows; ++r) v[r] = load256(reinterpret_cast<const uint8_t*>(rows[r]) + m);
+    transpose_8x8_epi32(v);
+    for (int k = 0; k < kPanelRows; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint8_t*>(&interleaved[k]) + m), v[k]);
   }
+  for (int k = 0; k < kPanelRows; ++k) {
+    __m256i q[kChunks];
+    T::decode(interleaved[k], q);
+    for (int c = 0; c < kChunks; ++c) out.q[8 * c + k] = q[c];
+  }
+  PanelScales<T::kSubBlocks> terms;
+  for (int r = 0; r < kPanelRows; ++r) T::unpack_scales(*rows[r], r, terms);
   for (int j = 0; j < T::kSubBlocks; ++j) {
-    const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.scales[j]));
-    out.scales[j] = _mm256_set_m128i(_mm_unpackhi_epi16(s, s), _mm_unpacklo_epi16(s, s));
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.scales[j]));
+    out.scales[j] = _mm256_set_m128i(_mm_unpackhi_epi16(sc, sc), _mm_unpacklo_epi16(sc, sc));
   }
   for (int p = 0; p < kBsums / 2; ++p) {
-    const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.corr[2 * p]));
-    const __m128i odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.corr[2 * p + 1]));
+    const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p]));
+    const __m128i odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p + 1]));
     out.corr[p] = _mm256_set_m128i(_mm_unpackhi_epi16(even, odd), _mm_unpacklo_epi16(even, odd));
   }
-  out.d = _mm256_loadu_ps(rows.d);
-  out.coef = _mm256_loadu_ps(rows.coef);
+  out.d = _mm256_loadu_ps(terms.d);
+  out.coef = _mm256_loadu_ps(terms.coef);
 }
 
 // The 4 bytes at p in every 32-bit lane.
@@ -198,21 +222,18 @@ void panel_product(const PanelProduct& p) {
   static_assert(kTileRows == 4);
   const int64_t n_blocks = p.n / QK_K;
   std::vector<PackedBlock<T::kSubBlocks>> panel(static_cast<size_t>(n_blocks));  // [n_blocks]: the current panel
-  for (int64_t t0 = 0; t0 < p.n_rows; t0 += kTokenBlock) {
-    const int64_t t_end = std::min(p.n_rows, t0 + kTokenBlock);
-    for (int64_t o = 0; o < kPanelRows * p.n_panels; o += kPanelRows) {
-      const uint8_t* w = p.w + static_cast<size_t>(o) * p.w_row_bytes;
-      for (int64_t i = 0; i < n_blocks; ++i) pack_block<T>(w, p.w_row_bytes, i, panel[static_cast<size_t>(i)]);
-      const __m256 bias = p.bias != nullptr ? _mm256_loadu_ps(p.bias + o) : _mm256_setzero_ps();
-      for (int64_t t = t0; t < t_end; t += kTileRows) {
-        const uint8_t* x = p.x + static_cast<size_t>(t) * p.x_stride;
-        float* y = p.y + t * p.y_stride + o;
-        switch (std::min<int64_t>(kTileRows, t_end - t)) {
-          case 1: multiply_tile<T, 1>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
-          case 2: multiply_tile<T, 2>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
-          case 3: multiply_tile<T, 3>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
-          default: multiply_tile<T, 4>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
-        }
+  for (int64_t o = 0; o < kPanelRows * p.n_panels; o += kPanelRows) {
+    const uint8_t* w = p.w + static_cast<size_t>(o) * p.w_row_bytes;
+    for (int64_t i = 0; i < n_blocks; ++i) pack_block<T>(w, p.w_row_bytes, i, panel[static_cast<size_t>(i)]);
+    const __m256 bias = p.bias != nullptr ? _mm256_loadu_ps(p.bias + o) : _mm256_setzero_ps();
+    for (int64_t t = 0; t < p.n_rows; t += kTileRows) {
+      const uint8_t* x = p.x + static_cast<size_t>(t) * p.x_stride;
+      float* y = p.y + t * p.y_stride + o;
+      switch (std::min<int64_t>(kTileRows, p.n_rows - t)) {
+        case 1: multiply_tile<T, 1>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
+        case 2: multiply_tile<T, 2>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
+        case 3: multiply_tile<T, 3>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
+        default: multiply_tile<T, 4>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
       }
     }
   }
