@@ -2,16 +2,16 @@
 // (prompt processing), organised as BLAS does, by packing.
 //
 // The weights stay in the mmapped file. A panel of kPanelRows consecutive weight rows is unpacked on
-// the fly into a small interleaved buffer (per call, a few KiB per 256 elements of a row, so it stays
+// the fly into a small interleaved buffer (per call, ~2.6 KiB per 256 elements of a row, so it stays
 // in L1/L2) where one 32-byte vector holds 4 consecutive quants of each of the 8 rows: "lanes =
-// output rows". A micro-kernel then multiplies the panel with a tile of up to kTileRows activation
-// rows (Q8_K): 4 activation bytes are broadcast to every lane and multiplied with the packed quants
-// (maddubs), the int16 pair sums accumulate in int16 while they cannot overflow, a madd applies each
-// row's sub-block scale, and the block scales and min/offset terms are 8-lane vectors too. So 8
-// outputs of an activation row come out as one vector, without horizontal sums, and each packed
-// vector serves the whole tile. A panel is packed once for all activation rows: the micro-kernel
-// reads 4 activation bytes per maddubs, little enough to stream them from L3 while the packed panel
-// stays in L1/L2.
+// output rows". A micro-kernel then multiplies two panels with a tile of 3 activation rows (Q8_K):
+// 4 activation bytes are broadcast to every lane and multiplied with the packed quants of both
+// panels (maddubs), the int16 pair sums accumulate in int16 while they cannot overflow, a madd
+// applies each row's sub-block scale, and the block scales and min/offset terms are 8-lane vectors
+// too. So 8 outputs of an activation row come out as one vector, without horizontal sums; each
+// packed vector serves 3 activation rows and each broadcast 2 panels. A panel is packed once for all
+// activation rows: the micro-kernel reads 4 activation bytes per 2 maddubs, little enough to stream
+// them from L3 while the packed panels stay in L1/L2.
 #include <algorithm>
 #include <cstddef>
 #include <vector>
@@ -28,7 +28,6 @@ using namespace xelm::quant;
 
 static_assert(kPanelRows == 8, "one 32-bit lane of a vector per panel row");
 
-constexpr int kTileRows = kMaxTileRows;  // activation rows per micro-kernel call
 constexpr int kGroups = QK_K / 4;        // 4-element groups per block
 constexpr int kChunks = QK_K / 32;       // 32-element chunks (one vector of one row) per block
 constexpr int kBsums = QK_K / 16;        // Q8_K bsums per block
@@ -176,65 +175,121 @@ inline __m256i broadcast4(const void* p) {
   return _mm256_set1_epi32(v);
 }
 
-// y[t][0..7] = the packed panel (n_blocks blocks) times activation rows t < NT (+ bias).
-template <typename T, int NT>
-void multiply_tile(const PackedBlock<T::kSubBlocks>* panel, int64_t n_blocks, const uint8_t* x, size_t x_stride,
-                   float* y, int64_t y_stride, __m256 bias) {
+// The operands of the tiles of one or two packed panels.
+template <int kSubBlocks>
+struct PanelTiles {
+  const PackedBlock<kSubBlocks>* panels;  // [n_panels][n_blocks]
+  int64_t n_blocks;
+  const uint8_t* x;  // activation row 0, rows x_stride bytes apart
+  size_t x_stride;
+  float* y;          // y[0][first output of the panels], rows y_stride floats apart
+  int64_t y_stride;
+  __m256 bias[2];    // per panel
+};
+
+// y[t][8p + r] = row r of panel p (p < NP) times activation row t0 + t (t < NT), + bias. Each
+// broadcast of 4 activation bytes serves NP maddubs, each packed vector NT.
+template <typename T, int NP, int NT>
+void multiply_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0) {
   constexpr int kGroupsPerSub = kGroups / T::kSubBlocks;
-  static_assert(kGroupsPerSub % T::kGroupsPerSum == 0);
+  static_assert(kGroupsPerSub % T::kGroupsPerSum == 0 && 8 % T::kGroupsPerSum == 0);
   const block_q8_K* xb[NT];
-  __m256 acc[NT];
+  __m256 acc[NP][NT];
   for (int t = 0; t < NT; ++t) {
-    xb[t] = reinterpret_cast<const block_q8_K*>(x + t * x_stride);
-    acc[t] = bias;
+    xb[t] = reinterpret_cast<const block_q8_K*>(tiles.x + static_cast<size_t>(t0 + t) * tiles.x_stride);
+    for (int p = 0; p < NP; ++p) acc[p][t] = tiles.bias[p];
   }
-  for (int64_t i = 0; i < n_blocks; ++i) {
-    const PackedBlock<T::kSubBlocks>& pb = panel[i];
-    __m256i sumi[NT];
-    for (int t = 0; t < NT; ++t) sumi[t] = _mm256_setzero_si256();
-    for (int j = 0; j < T::kSubBlocks; ++j) {
-      for (int g0 = j * kGroupsPerSub; g0 < (j + 1) * kGroupsPerSub; g0 += T::kGroupsPerSum) {
-        __m256i sum16[NT];
-        for (int t = 0; t < NT; ++t) sum16[t] = _mm256_setzero_si256();
+  for (int64_t i = 0; i < tiles.n_blocks; ++i) {
+    const PackedBlock<T::kSubBlocks>* pb[NP];
+    for (int p = 0; p < NP; ++p) pb[p] = tiles.panels + p * tiles.n_blocks + i;
+    __m256i sumi[NP][NT];
+    for (int p = 0; p < NP; ++p) {
+      for (int t = 0; t < NT; ++t) sumi[p][t] = _mm256_setzero_si256();
+    }
+    // Per chunk of 32 elements (8 groups, the loop body for every type) one int16 sum per
+    // kGroupsPerSum groups, each added into sumi with its sub-block's scales.
+    for (int c = 0; c < kChunks; ++c) {
+      for (int g0 = 8 * c; g0 < 8 * (c + 1); g0 += T::kGroupsPerSum) {
+        const int j = g0 / kGroupsPerSub;
+        __m256i sum16[NP][NT];
+        for (int p = 0; p < NP; ++p) {
+          for (int t = 0; t < NT; ++t) sum16[p][t] = _mm256_setzero_si256();
+        }
         for (int g = g0; g < g0 + T::kGroupsPerSum; ++g) {
-          const __m256i q = pb.q[g];
+          __m256i q[NP];
+          for (int p = 0; p < NP; ++p) q[p] = pb[p]->q[g];
           for (int t = 0; t < NT; ++t) {
-            sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(q, broadcast4(xb[t][i].qs + 4 * g)));
+            const __m256i x4 = broadcast4(xb[t][i].qs + 4 * g);
+            for (int p = 0; p < NP; ++p) sum16[p][t] = _mm256_add_epi16(sum16[p][t], _mm256_maddubs_epi16(q[p], x4));
           }
         }
-        for (int t = 0; t < NT; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sum16[t], pb.scales[j]));
+        for (int p = 0; p < NP; ++p) {
+          for (int t = 0; t < NT; ++t) {
+            sumi[p][t] = _mm256_add_epi32(sumi[p][t], _mm256_madd_epi16(sum16[p][t], pb[p]->scales[j]));
+          }
+        }
       }
     }
     for (int t = 0; t < NT; ++t) {
       const block_q8_K& a = xb[t][i];
-      __m256i corr = _mm256_setzero_si256();
-      for (int p = 0; p < kBsums / 2; ++p) corr = _mm256_add_epi32(corr, _mm256_madd_epi16(pb.corr[p], broadcast4(a.bsums + 2 * p)));
+      __m256i corr[NP];
+      for (int p = 0; p < NP; ++p) corr[p] = _mm256_setzero_si256();
+      for (int k = 0; k < kBsums / 2; ++k) {
+        const __m256i bsums = broadcast4(a.bsums + 2 * k);
+        for (int p = 0; p < NP; ++p) corr[p] = _mm256_add_epi32(corr[p], _mm256_madd_epi16(pb[p]->corr[k], bsums));
+      }
       const __m256 dx = _mm256_set1_ps(a.d);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_mul_ps(pb.d, dx), acc[t]);
-      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_mul_ps(pb.coef, dx), acc[t]);
+      for (int p = 0; p < NP; ++p) {
+        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[p][t]), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
+        acc[p][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr[p]), _mm256_mul_ps(pb[p]->coef, dx), acc[p][t]);
+      }
     }
   }
-  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + t * y_stride, acc[t]);
+  for (int t = 0; t < NT; ++t) {
+    for (int p = 0; p < NP; ++p) _mm256_storeu_ps(tiles.y + (t0 + t) * tiles.y_stride + kPanelRows * p, acc[p][t]);
+  }
+}
+
+// Activation rows [t0, t0 + n) with n < NT + 1 as one tile.
+template <typename T, int NP, int NT>
+void multiply_last_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0, int64_t n) {
+  if constexpr (NT > 0) {
+    if (n == NT) {
+      multiply_tile<T, NP, NT>(tiles, t0);
+    } else {
+      multiply_last_tile<T, NP, NT - 1>(tiles, t0, n);
+    }
+  }
+}
+
+// All n_rows activation rows times NP panels, in tiles of as many rows as the registers hold: NP * NT
+// int16 and NP * NT int32 sums, NP packed vectors and a broadcast within 16 ymm registers.
+template <typename T, int NP>
+void multiply_panels(const PanelTiles<T::kSubBlocks>& tiles, int64_t n_rows) {
+  constexpr int kTileRows = NP == 1 ? 4 : 3;
+  int64_t t = 0;
+  for (; t + kTileRows <= n_rows; t += kTileRows) multiply_tile<T, NP, kTileRows>(tiles, t);
+  multiply_last_tile<T, NP, kTileRows - 1>(tiles, t, n_rows - t);
 }
 
 template <typename T>
 void panel_product(const PanelProduct& p) {
-  static_assert(kTileRows == 4);
   const int64_t n_blocks = p.n / QK_K;
-  std::vector<PackedBlock<T::kSubBlocks>> panel(static_cast<size_t>(n_blocks));  // [n_blocks]: the current panel
-  for (int64_t o = 0; o < kPanelRows * p.n_panels; o += kPanelRows) {
-    const uint8_t* w = p.w + static_cast<size_t>(o) * p.w_row_bytes;
-    for (int64_t i = 0; i < n_blocks; ++i) pack_block<T>(w, p.w_row_bytes, i, panel[static_cast<size_t>(i)]);
-    const __m256 bias = p.bias != nullptr ? _mm256_loadu_ps(p.bias + o) : _mm256_setzero_ps();
-    for (int64_t t = 0; t < p.n_rows; t += kTileRows) {
-      const uint8_t* x = p.x + static_cast<size_t>(t) * p.x_stride;
-      float* y = p.y + t * p.y_stride + o;
-      switch (std::min<int64_t>(kTileRows, p.n_rows - t)) {
-        case 1: multiply_tile<T, 1>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
-        case 2: multiply_tile<T, 2>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
-        case 3: multiply_tile<T, 3>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
-        default: multiply_tile<T, 4>(panel.data(), n_blocks, x, p.x_stride, y, p.y_stride, bias); break;
-      }
+  // Two panels at a time (one when a single one is left): [2][n_blocks].
+  std::vector<PackedBlock<T::kSubBlocks>> packed(static_cast<size_t>(2 * n_blocks));
+  for (int64_t first = 0; first < p.n_panels; first += 2) {
+    const int np = static_cast<int>(std::min<int64_t>(2, p.n_panels - first));
+    const int64_t o = kPanelRows * first;
+    PanelTiles<T::kSubBlocks> tiles{packed.data(), n_blocks, p.x, p.x_stride, p.y + o, p.y_stride, {}};
+    for (int k = 0; k < np; ++k) {
+      const uint8_t* w = p.w + static_cast<size_t>(o + kPanelRows * k) * p.w_row_bytes;
+      for (int64_t i = 0; i < n_blocks; ++i) pack_block<T>(w, p.w_row_bytes, i, packed[static_cast<size_t>(k * n_blocks + i)]);
+      tiles.bias[k] = p.bias != nullptr ? _mm256_loadu_ps(p.bias + o + kPanelRows * k) : _mm256_setzero_ps();
+    }
+    if (np == 2) {
+      multiply_panels<T, 2>(tiles, p.n_rows);
+    } else {
+      multiply_panels<T, 1>(tiles, p.n_rows);
     }
   }
 }
