@@ -138,7 +138,9 @@ void pack_block(const uint8_t* w, size_t w_row_bytes, int64_t i, PackedBlock<T::
   using Block = typename T::Block;
   static_assert((T::kQuantEnd - T::kQuantBegin) % 32 == 0);
   const Block* rows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) rows[r] = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * w_row_bytes) + i;
+  for (int r = 0; r < kPanelRows; ++r) {
+    rows[r] = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * w_row_bytes) + i;
+  }
   // interleaved[k]: quant bytes only; byte 32m + 4r + e is byte 32m + 4k + e of row r, so that
   // T::decode(interleaved[k]) gives the groups 8c + k (c < kChunks) of the packed layout.
   Block interleaved[kPanelRows];
@@ -146,7 +148,9 @@ void pack_block(const uint8_t* w, size_t w_row_bytes, int64_t i, PackedBlock<T::
     __m256i v[kPanelRows];
     for (int r = 0; r < kPanelRows; ++r) v[r] = load256(reinterpret_cast<const uint8_t*>(rows[r]) + m);
     transpose_8x8_epi32(v);
-    for (int k = 0; k < kPanelRows; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint8_t*>(&interleaved[k]) + m), v[k]);
+    for (int k = 0; k < kPanelRows; ++k) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint8_t*>(&interleaved[k]) + m), v[k]);
+    }
   }
   for (int k = 0; k < kPanelRows; ++k) {
     __m256i q[kChunks];
@@ -178,7 +182,7 @@ inline __m256i broadcast4(const void* p) {
 // The operands of the tiles of one or two packed panels.
 template <int kSubBlocks>
 struct PanelTiles {
-  const PackedBlock<kSubBlocks>* panels;  // [n_panels][n_blocks]
+  const PackedBlock<kSubBlocks>* panels;  // [1 or 2][n_blocks]
   int64_t n_blocks;
   const uint8_t* x;  // activation row 0, rows x_stride bytes apart
   size_t x_stride;
@@ -250,7 +254,7 @@ void multiply_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0) {
   }
 }
 
-// Activation rows [t0, t0 + n) with n < NT + 1 as one tile.
+// Activation rows [t0, t0 + n), n <= NT, as one tile.
 template <typename T, int NP, int NT>
 void multiply_last_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0, int64_t n) {
   if constexpr (NT > 0) {
@@ -283,7 +287,9 @@ void panel_product(const PanelProduct& p) {
     PanelTiles<T::kSubBlocks> tiles{packed.data(), n_blocks, p.x, p.x_stride, p.y + o, p.y_stride, {}};
     for (int k = 0; k < np; ++k) {
       const uint8_t* w = p.w + static_cast<size_t>(o + kPanelRows * k) * p.w_row_bytes;
-      for (int64_t i = 0; i < n_blocks; ++i) pack_block<T>(w, p.w_row_bytes, i, packed[static_cast<size_t>(k * n_blocks + i)]);
+      for (int64_t i = 0; i < n_blocks; ++i) {
+        pack_block<T>(w, p.w_row_bytes, i, packed[static_cast<size_t>(k * n_blocks + i)]);
+      }
       tiles.bias[k] = p.bias != nullptr ? _mm256_loadu_ps(p.bias + o + kPanelRows * k) : _mm256_setzero_ps();
     }
     if (np == 2) {

@@ -27,7 +27,7 @@ size_t activation_row_bytes(ActivationFormat format, int64_t n);
 // Converts one fp32 row of n elements to `format` (F32: a copy).
 void quantize_activation_row(ActivationFormat format, const float* x, void* dst, int64_t n);
 
-// Most activation rows one kernel call handles (the register tile of prompt processing).
+// Most activation rows one DotKernel call handles (its register tile).
 inline constexpr int kMaxTileRows = 4;
 
 // out[r] = dot(weight row w_row, activation row r) for r < n_rows (1..kMaxTileRows). Activation rows
