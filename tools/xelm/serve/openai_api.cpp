@@ -136,7 +136,10 @@ void refuse_unsupported(const json& body) {
   }
 }
 
-void parse_common(const json& body, const RequestLimits& limits, CompletionRequest& r) {
+// The fields both endpoints share, from a request body of `endpoint`.
+CompletionRequest parse_common(const json& body, const RequestLimits& limits, Endpoint endpoint) {
+  CompletionRequest r;
+  r.endpoint = endpoint;
   if (const json& model = field(body, "model"); !model.is_null()) {
     if (!model.is_string()) throw bad_request("model", "must be a string");
     r.model = model.get<std::string>();
@@ -153,6 +156,7 @@ void parse_common(const json& body, const RequestLimits& limits, CompletionReque
     r.include_usage = include.is_boolean() && include.get<bool>();
   }
   refuse_unsupported(body);
+  return r;
 }
 
 std::string message_content(const json& message, const std::string& where, const std::string& role) {
@@ -199,9 +203,7 @@ SamplerParams SamplingRequest::apply_to(SamplerParams p) const {
 
 CompletionRequest parse_chat_request(std::string_view body_text, const RequestLimits& limits) {
   const json body = parse_object(body_text);
-  CompletionRequest r;
-  r.endpoint = Endpoint::ChatCompletions;
-  parse_common(body, limits, r);
+  CompletionRequest r = parse_common(body, limits, Endpoint::ChatCompletions);
   const json& messages = field(body, "messages");
   if (messages.is_null()) throw bad_request("messages", "is required");
   if (!messages.is_array()) throw bad_request("messages", "must be an array");
@@ -238,9 +240,7 @@ CompletionRequest parse_chat_request(std::string_view body_text, const RequestLi
 
 CompletionRequest parse_completion_request(std::string_view body_text, const RequestLimits& limits) {
   const json body = parse_object(body_text);
-  CompletionRequest r;
-  r.endpoint = Endpoint::Completions;
-  parse_common(body, limits, r);
+  CompletionRequest r = parse_common(body, limits, Endpoint::Completions);
   const json& prompt = field(body, "prompt");
   if (prompt.is_null()) throw bad_request("prompt", "is required");
   if (prompt.is_string()) {
