@@ -13,6 +13,8 @@ namespace {
 constexpr int kSpinIterations = 4000;
 // Chunks per thread: enough to rebalance when a thread starts late, few enough to keep rows together.
 constexpr int64_t kChunksPerThread = 4;
+// A job's chunk count and next chunk share the claim word, 16 bits each.
+constexpr int64_t kMaxChunks = 0xffff;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -37,18 +39,25 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::work(uint32_t generation) {
   for (;;) {
+    // Everything about the chunk comes from the one claim word: a worker still leaving the previous
+    // job must not pair that job's claim with the next job's chunk count (the caller writes the
+    // next job's fields as soon as the previous one is done). A successful claim of generation g
+    // means job g is still running, so its other fields are stable and visible (acquire).
     uint64_t claim = claim_.load(std::memory_order_acquire);
+    uint32_t n_chunks = 0, index = 0;
     do {
-      if (static_cast<uint32_t>(claim >> 32) != generation || static_cast<uint32_t>(claim) >= n_chunks_) return;
+      if (static_cast<uint32_t>(claim >> 32) != generation) return;
+      n_chunks = static_cast<uint32_t>(claim >> 16) & 0xffff;
+      index = static_cast<uint32_t>(claim) & 0xffff;
+      if (index >= n_chunks) return;
     } while (!claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel, std::memory_order_acquire));
-    // Chunk `index` of n_chunks_: whole grains, the remainder spread over the first chunks.
-    const int64_t index = static_cast<uint32_t>(claim);
+    // Chunk `index` of n_chunks: whole grains, the remainder spread over the first chunks.
     const int64_t n_grains = (n_items_ + grain_ - 1) / grain_;
-    const int64_t base = n_grains / n_chunks_, extra = n_grains % n_chunks_;
-    const int64_t first = index * base + std::min(index, extra);
+    const int64_t base = n_grains / n_chunks, extra = n_grains % n_chunks;
+    const int64_t first = index * base + std::min<int64_t>(index, extra);
     const int64_t count = base + (index < extra ? 1 : 0);
     trampoline_(fn_, first * grain_, std::min(n_items_, (first + count) * grain_));
-    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_chunks_) done_.notify_all();
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_chunks) done_.notify_all();
   }
 }
 
@@ -64,17 +73,18 @@ void ThreadPool::run(int64_t n_items, int64_t grain, Trampoline trampoline, void
   fn_ = fn;
   n_items_ = n_items;
   grain_ = grain;
-  n_chunks_ = static_cast<uint32_t>(std::min(n_grains, kChunksPerThread * n_threads_));
+  const auto n_chunks = static_cast<uint32_t>(std::min({n_grains, kChunksPerThread * n_threads_, kMaxChunks}));
   done_.store(0, std::memory_order_relaxed);
   const uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
-  claim_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_release);
+  claim_.store((static_cast<uint64_t>(generation) << 32) | (static_cast<uint64_t>(n_chunks) << 16),
+               std::memory_order_release);
   generation_.store(generation, std::memory_order_release);
   generation_.notify_all();
   work(generation);
   // The one barrier per op: chunks other threads claimed must finish.
   for (int spin = 0;; ++spin) {
     const uint32_t done = done_.load(std::memory_order_acquire);
-    if (done == n_chunks_) break;
+    if (done == n_chunks) break;
     if (spin < kSpinIterations) {
       cpu_relax();
     } else {

@@ -49,9 +49,9 @@ class ThreadPool {
   void* fn_ = nullptr;
   int64_t n_items_ = 0;
   int64_t grain_ = 1;
-  uint32_t n_chunks_ = 0;
   std::atomic<uint32_t> generation_{0};  // job counter; workers sleep on it
-  std::atomic<uint64_t> claim_{0};       // (generation << 32) | next unclaimed chunk
+  // (generation << 32) | (chunks of the job << 16) | next unclaimed chunk
+  std::atomic<uint64_t> claim_{0};
   std::atomic<uint32_t> done_{0};        // chunks of the current job completed
   std::atomic<bool> stop_{false};
 };

@@ -4,8 +4,11 @@
 // Skipped on CPUs without AVX2/FMA/F16C.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <future>
 #include <memory>
 #include <random>
 #include <string>
@@ -87,6 +90,28 @@ TEST(CpuThreadPool, ParallelForCoversEveryItemOnce) {
       }
     }
   }
+}
+
+// Back-to-back jobs whose chunk counts alternate (3, then 4 per thread): a worker still leaving one
+// job must never claim a chunk of the next, or run one twice, or count one the caller never issued
+// (which once left the caller waiting forever). More threads than cores widen the race windows.
+TEST(CpuThreadPool, BackToBackJobsOfChangingSizeNeitherHangNorRepeat) {
+  auto stress = [] {
+    cpu::ThreadPool pool(4);
+    for (int job = 0; job < 200000; ++job) {
+      const int64_t n = job % 2 == 0 ? 3 : 1000;
+      std::atomic<int64_t> covered{0};
+      pool.parallel_for(n, [&](int64_t begin, int64_t end) { covered.fetch_add(end - begin); });
+      if (covered.load() != n) return job;
+    }
+    return -1;
+  };
+  auto result = std::async(std::launch::async, stress);
+  if (result.wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
+    std::fprintf(stderr, "CpuThreadPool: a parallel_for never returned (deadlock)\n");
+    std::_Exit(1);  // the pool's threads cannot be joined
+  }
+  EXPECT_EQ(result.get(), -1) << "job whose items were not covered exactly once";
 }
 
 TEST(CpuBackendChoice, PicksAvx2WhenAvailable) {
