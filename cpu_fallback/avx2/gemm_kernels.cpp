@@ -1,17 +1,20 @@
-// gemm_kernels.cpp — AVX2 products of K-quant weights (Q4_K, Q5_K, Q6_K) with many activation rows
-// (prompt processing), organised as BLAS does, by packing.
+// gemm_kernels.cpp — AVX2 products of Q8_0 and K-quant weights (Q4_K, Q5_K, Q6_K) with many
+// activation rows (prompt processing), organised as BLAS does, by packing.
 //
 // The weights stay in the mmapped file. A panel of kPanelRows consecutive weight rows is unpacked on
-// the fly into a small interleaved buffer (per call, ~2.6 KiB per 256 elements of a row, so it stays
-// in L1/L2) where one 32-byte vector holds 4 consecutive quants of each of the 8 rows: "lanes =
-// output rows". A micro-kernel then multiplies two panels with a tile of 3 activation rows (Q8_K):
-// 4 activation bytes are broadcast to every lane and multiplied with the packed quants of both
-// panels (maddubs), the int16 pair sums accumulate in int16 while they cannot overflow, a madd
-// applies each row's sub-block scale, and the block scales and min/offset terms are 8-lane vectors
-// too. So 8 outputs of an activation row come out as one vector, without horizontal sums; each
-// packed vector serves 3 activation rows and each broadcast 2 panels. A panel is packed once for all
-// activation rows: the micro-kernel reads 4 activation bytes per 2 maddubs, little enough to stream
-// them from L3 while the packed panels stay in L1/L2.
+// the fly into a small interleaved buffer (per call, ~2.6 KiB per 256 elements of a row for the
+// K-quants, 2.25 KiB for Q8_0, so it stays in L1/L2) where one 32-byte vector holds 4 consecutive
+// quants of each of the 8 rows: "lanes = output rows". A micro-kernel then multiplies two panels with
+// a tile of 3 activation rows (Q8_K or Q8Block32): 4 activation bytes are broadcast to every lane and
+// multiplied with the packed quants of both panels (maddubs), and the block scales (and min/offset
+// terms) are 8-lane vectors too. So 8 outputs of an activation row come out as one vector, without
+// horizontal sums; each packed vector serves 3 activation rows and each broadcast 2 panels. A panel
+// is packed once for all activation rows: the micro-kernel reads 4 activation bytes per 2 maddubs,
+// little enough to stream them from L3 while the packed panels stay in L1/L2.
+//
+// What depends on the weight type is a panel format (KQuantFormat<traits>, Q8_0Format): the packed
+// block, the activation block, pack() and the product of one block, accumulate(); the tiling around
+// them is shared.
 #include <algorithm>
 #include <cstddef>
 #include <vector>
@@ -57,14 +60,14 @@ struct PanelScales {
   float d[kPanelRows], coef[kPanelRows];
 };
 
-// Per-type traits:
+// Per-type traits of the K-quants (see KQuantFormat below):
 //   Block, kSubBlocks (scales per block), kGroupsPerSum (4-element groups whose maddubs pair sums
 //   stay in int16 before the madd with the scale: kGroupsPerSum * 2 * q_max * 127 < 32768);
 //   [kQuantBegin, kQuantEnd): the bytes of a block that hold its quants, a multiple of 32;
 //   decode(block, q[kChunks]): the quants as bytes in element order, 32 per vector. Each output
 //     byte depends only on the quant bytes at its own offset within 32-byte groups (nibbles and
 //     bits are extracted in place), so decoding a block whose quant bytes are interleaved 4-byte
-//     groups of 8 rows yields the packed layout directly (pack_block);
+//     groups of 8 rows yields the packed layout directly (KQuantFormat::pack);
 //   unpack_scales(block, r, PanelScales&): row r's scale terms.
 
 // Q4_K / Q5_K: 8 sub-blocks of 32, x = d*sc_j*q - dmin*m_j. The correction is dmin * Σ_j m_j *
@@ -132,46 +135,6 @@ inline void transpose_8x8_epi32(__m256i v[8]) {
   }
 }
 
-// Packs block i of the kPanelRows rows starting at w (w_row_bytes apart).
-template <typename T>
-void pack_block(const uint8_t* w, size_t w_row_bytes, int64_t i, PackedBlock<T::kSubBlocks>& out) {
-  using Block = typename T::Block;
-  static_assert((T::kQuantEnd - T::kQuantBegin) % 32 == 0);
-  const Block* rows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) {
-    rows[r] = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * w_row_bytes) + i;
-  }
-  // interleaved[k]: quant bytes only; byte 32m + 4r + e is byte 32m + 4k + e of row r, so that
-  // T::decode(interleaved[k]) gives the groups 8c + k (c < kChunks) of the packed layout.
-  Block interleaved[kPanelRows];
-  for (size_t m = T::kQuantBegin; m < T::kQuantEnd; m += 32) {
-    __m256i v[kPanelRows];
-    for (int r = 0; r < kPanelRows; ++r) v[r] = load256(reinterpret_cast<const uint8_t*>(rows[r]) + m);
-    transpose_8x8_epi32(v);
-    for (int k = 0; k < kPanelRows; ++k) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint8_t*>(&interleaved[k]) + m), v[k]);
-    }
-  }
-  for (int k = 0; k < kPanelRows; ++k) {
-    __m256i q[kChunks];
-    T::decode(interleaved[k], q);
-    for (int c = 0; c < kChunks; ++c) out.q[8 * c + k] = q[c];
-  }
-  PanelScales<T::kSubBlocks> terms;
-  for (int r = 0; r < kPanelRows; ++r) T::unpack_scales(*rows[r], r, terms);
-  for (int j = 0; j < T::kSubBlocks; ++j) {
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.scales[j]));
-    out.scales[j] = _mm256_set_m128i(_mm_unpackhi_epi16(sc, sc), _mm_unpacklo_epi16(sc, sc));
-  }
-  for (int p = 0; p < kBsums / 2; ++p) {
-    const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p]));
-    const __m128i odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p + 1]));
-    out.corr[p] = _mm256_set_m128i(_mm_unpackhi_epi16(even, odd), _mm_unpacklo_epi16(even, odd));
-  }
-  out.d = _mm256_loadu_ps(terms.d);
-  out.coef = _mm256_loadu_ps(terms.coef);
-}
-
 // The 4 bytes at p in every 32-bit lane.
 inline __m256i broadcast4(const void* p) {
   int32_t v;
@@ -179,33 +142,64 @@ inline __m256i broadcast4(const void* p) {
   return _mm256_set1_epi32(v);
 }
 
-// The operands of the tiles of one or two packed panels.
-template <int kSubBlocks>
-struct PanelTiles {
-  const PackedBlock<kSubBlocks>* panels;  // [1 or 2][n_blocks]
-  int64_t n_blocks;
-  const uint8_t* x;  // activation row 0, rows x_stride bytes apart
-  size_t x_stride;
-  float* y;          // y[0][first output of the panels], rows y_stride floats apart
-  int64_t y_stride;
-  __m256 bias[2];    // per panel
-};
+// A panel format F, for the weight types with a panel kernel:
+//   Packed: one block of the kPanelRows rows of a panel, packed;
+//   Activation: the prepared activation block (activation_format of the type), kBlockSize elements;
+//   pack(w, w_row_bytes, i, Packed&): packs block i of the kPanelRows rows starting at w;
+//   accumulate<NP, NT>(pb, xb, acc): acc[p][t] lane r += dot(row r of pb[p], xb[t]) for NP packed
+//     blocks and NT activation blocks.
 
-// y[t][8p + r] = row r of panel p (p < NP) times activation row t0 + t (t < NT), + bias. Each
-// broadcast of 4 activation bytes serves NP maddubs, each packed vector NT.
-template <typename T, int NP, int NT>
-void multiply_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0) {
-  constexpr int kGroupsPerSub = kGroups / T::kSubBlocks;
-  static_assert(kGroupsPerSub % T::kGroupsPerSum == 0 && 8 % T::kGroupsPerSum == 0);
-  const block_q8_K* xb[NT];
-  __m256 acc[NP][NT];
-  for (int t = 0; t < NT; ++t) {
-    xb[t] = reinterpret_cast<const block_q8_K*>(tiles.x + static_cast<size_t>(t0 + t) * tiles.x_stride);
-    for (int p = 0; p < NP; ++p) acc[p][t] = tiles.bias[p];
+// The K-quants, from their traits T (above).
+template <typename T>
+struct KQuantFormat {
+  using Packed = PackedBlock<T::kSubBlocks>;
+  using Activation = block_q8_K;
+  static constexpr int64_t kBlockSize = QK_K;
+
+  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
+    using Block = typename T::Block;
+    static_assert((T::kQuantEnd - T::kQuantBegin) % 32 == 0);
+    const Block* rows[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) {
+      rows[r] = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * w_row_bytes) + i;
+    }
+    // interleaved[k]: quant bytes only; byte 32m + 4r + e is byte 32m + 4k + e of row r, so that
+    // T::decode(interleaved[k]) gives the groups 8c + k (c < kChunks) of the packed layout.
+    Block interleaved[kPanelRows];
+    for (size_t m = T::kQuantBegin; m < T::kQuantEnd; m += 32) {
+      __m256i v[kPanelRows];
+      for (int r = 0; r < kPanelRows; ++r) v[r] = load256(reinterpret_cast<const uint8_t*>(rows[r]) + m);
+      transpose_8x8_epi32(v);
+      for (int k = 0; k < kPanelRows; ++k) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint8_t*>(&interleaved[k]) + m), v[k]);
+      }
+    }
+    for (int k = 0; k < kPanelRows; ++k) {
+      __m256i q[kChunks];
+      T::decode(interleaved[k], q);
+      for (int c = 0; c < kChunks; ++c) out.q[8 * c + k] = q[c];
+    }
+    PanelScales<T::kSubBlocks> terms;
+    for (int r = 0; r < kPanelRows; ++r) T::unpack_scales(*rows[r], r, terms);
+    for (int j = 0; j < T::kSubBlocks; ++j) {
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.scales[j]));
+      out.scales[j] = _mm256_set_m128i(_mm_unpackhi_epi16(sc, sc), _mm_unpacklo_epi16(sc, sc));
+    }
+    for (int p = 0; p < kBsums / 2; ++p) {
+      const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p]));
+      const __m128i odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p + 1]));
+      out.corr[p] = _mm256_set_m128i(_mm_unpackhi_epi16(even, odd), _mm_unpacklo_epi16(even, odd));
+    }
+    out.d = _mm256_loadu_ps(terms.d);
+    out.coef = _mm256_loadu_ps(terms.coef);
   }
-  for (int64_t i = 0; i < tiles.n_blocks; ++i) {
-    const PackedBlock<T::kSubBlocks>* pb[NP];
-    for (int p = 0; p < NP; ++p) pb[p] = tiles.panels + p * tiles.n_blocks + i;
+
+  // The int16 pair sums of maddubs accumulate in int16 for kGroupsPerSum groups, then a madd applies
+  // the sub-block scales; the correction is a madd of the bsums with the correction coefficients.
+  template <int NP, int NT>
+  static void accumulate(const Packed* const pb[NP], const Activation* const xb[NT], __m256 acc[NP][NT]) {
+    constexpr int kGroupsPerSub = kGroups / T::kSubBlocks;
+    static_assert(kGroupsPerSub % T::kGroupsPerSum == 0 && 8 % T::kGroupsPerSum == 0);
     __m256i sumi[NP][NT];
     for (int p = 0; p < NP; ++p) {
       for (int t = 0; t < NT; ++t) sumi[p][t] = _mm256_setzero_si256();
@@ -223,7 +217,7 @@ void multiply_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0) {
           __m256i q[NP];
           for (int p = 0; p < NP; ++p) q[p] = pb[p]->q[g];
           for (int t = 0; t < NT; ++t) {
-            const __m256i x4 = broadcast4(xb[t][i].qs + 4 * g);
+            const __m256i x4 = broadcast4(xb[t]->qs + 4 * g);
             for (int p = 0; p < NP; ++p) sum16[p][t] = _mm256_add_epi16(sum16[p][t], _mm256_maddubs_epi16(q[p], x4));
           }
         }
@@ -235,7 +229,7 @@ void multiply_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0) {
       }
     }
     for (int t = 0; t < NT; ++t) {
-      const block_q8_K& a = xb[t][i];
+      const block_q8_K& a = *xb[t];
       __m256i corr[NP];
       for (int p = 0; p < NP; ++p) corr[p] = _mm256_setzero_si256();
       for (int k = 0; k < kBsums / 2; ++k) {
@@ -249,53 +243,136 @@ void multiply_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0) {
       }
     }
   }
+};
+
+// Q8_0: blocks of 32 signed quants w with a scale. Packed, for row r (lane r) of the panel:
+//   q[g]  32 bytes: byte 4r + e = w of row r, element 4g + e (signed, as in the file), g < 8
+//   d     8 floats: row r's block scale
+// maddubs wants an unsigned first operand, so a group is multiplied as |w| × (x with w's sign)
+// (|-128| = 128 as u8 is still right; |x| <= 127). Signed pair sums reach 2·128·127, so two groups
+// cannot share an int16 sum: each maddubs is widened at once (madd with ones).
+struct Q8_0Format {
+  struct Packed {
+    __m256i q[8];
+    __m256 d;
+  };
+  using Activation = Q8Block32;
+  static constexpr int64_t kBlockSize = QK8_0;
+
+  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
+    uint16_t d[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) {
+      const block_q8_0& b = reinterpret_cast<const block_q8_0*>(w + static_cast<size_t>(r) * w_row_bytes)[i];
+      out.q[r] = load256(b.qs);
+      d[r] = b.d;
+    }
+    transpose_8x8_epi32(out.q);  // q[r] lane g (bytes 4g..4g+3 of row r) -> q[g] lane r
+    out.d = half_to_float8(d);
+  }
+
+  template <int NP, int NT>
+  static void accumulate(const Packed* const pb[NP], const Activation* const xb[NT], __m256 acc[NP][NT]) {
+    __m256i sumi[NP][NT];
+    for (int p = 0; p < NP; ++p) {
+      for (int t = 0; t < NT; ++t) sumi[p][t] = _mm256_setzero_si256();
+    }
+    for (int g = 0; g < 8; ++g) {
+      __m256i q[NP], abs_q[NP];
+      for (int p = 0; p < NP; ++p) {
+        q[p] = pb[p]->q[g];
+        abs_q[p] = _mm256_sign_epi8(q[p], q[p]);
+      }
+      for (int t = 0; t < NT; ++t) {
+        const __m256i x4 = broadcast4(xb[t]->qs + 4 * g);
+        for (int p = 0; p < NP; ++p) {
+          sumi[p][t] = _mm256_add_epi32(sumi[p][t], dot_u8s8(abs_q[p], _mm256_sign_epi8(x4, q[p])));
+        }
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m256 dx = _mm256_set1_ps(xb[t]->d);
+      for (int p = 0; p < NP; ++p) {
+        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[p][t]), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
+      }
+    }
+  }
+};
+
+// The operands of the tiles of one or two packed panels.
+template <typename F>
+struct PanelTiles {
+  const typename F::Packed* panels;  // [1 or 2][n_blocks]
+  int64_t n_blocks;
+  const uint8_t* x;  // activation row 0, rows x_stride bytes apart
+  size_t x_stride;
+  float* y;          // y[0][first output of the panels], rows y_stride floats apart
+  int64_t y_stride;
+  __m256 bias[2];    // per panel
+};
+
+// y[t][8p + r] = row r of panel p (p < NP) times activation row t0 + t (t < NT), + bias. Each
+// broadcast of 4 activation bytes serves NP maddubs, each packed vector NT.
+template <typename F, int NP, int NT>
+void multiply_tile(const PanelTiles<F>& tiles, int64_t t0) {
+  using Activation = typename F::Activation;
+  const Activation* x[NT];
+  __m256 acc[NP][NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = reinterpret_cast<const Activation*>(tiles.x + static_cast<size_t>(t0 + t) * tiles.x_stride);
+    for (int p = 0; p < NP; ++p) acc[p][t] = tiles.bias[p];
+  }
+  for (int64_t i = 0; i < tiles.n_blocks; ++i) {
+    const typename F::Packed* pb[NP];
+    for (int p = 0; p < NP; ++p) pb[p] = tiles.panels + p * tiles.n_blocks + i;
+    const Activation* xb[NT];
+    for (int t = 0; t < NT; ++t) xb[t] = x[t] + i;
+    F::template accumulate<NP, NT>(pb, xb, acc);
+  }
   for (int t = 0; t < NT; ++t) {
     for (int p = 0; p < NP; ++p) _mm256_storeu_ps(tiles.y + (t0 + t) * tiles.y_stride + kPanelRows * p, acc[p][t]);
   }
 }
 
 // Activation rows [t0, t0 + n), n <= NT, as one tile.
-template <typename T, int NP, int NT>
-void multiply_last_tile(const PanelTiles<T::kSubBlocks>& tiles, int64_t t0, int64_t n) {
+template <typename F, int NP, int NT>
+void multiply_last_tile(const PanelTiles<F>& tiles, int64_t t0, int64_t n) {
   if constexpr (NT > 0) {
     if (n == NT) {
-      multiply_tile<T, NP, NT>(tiles, t0);
+      multiply_tile<F, NP, NT>(tiles, t0);
     } else {
-      multiply_last_tile<T, NP, NT - 1>(tiles, t0, n);
+      multiply_last_tile<F, NP, NT - 1>(tiles, t0, n);
     }
   }
 }
 
 // All n_rows activation rows times NP panels, in tiles of as many rows as the registers hold: NP * NT
-// int16 and NP * NT int32 sums, NP packed vectors and a broadcast within 16 ymm registers.
-template <typename T, int NP>
-void multiply_panels(const PanelTiles<T::kSubBlocks>& tiles, int64_t n_rows) {
+// accumulators, NP packed vectors and a broadcast within 16 ymm registers.
+template <typename F, int NP>
+void multiply_panels(const PanelTiles<F>& tiles, int64_t n_rows) {
   constexpr int kTileRows = NP == 1 ? 4 : 3;
   int64_t t = 0;
-  for (; t + kTileRows <= n_rows; t += kTileRows) multiply_tile<T, NP, kTileRows>(tiles, t);
-  multiply_last_tile<T, NP, kTileRows - 1>(tiles, t, n_rows - t);
+  for (; t + kTileRows <= n_rows; t += kTileRows) multiply_tile<F, NP, kTileRows>(tiles, t);
+  multiply_last_tile<F, NP, kTileRows - 1>(tiles, t, n_rows - t);
 }
 
-template <typename T>
+template <typename F>
 void panel_product(const PanelProduct& p) {
-  const int64_t n_blocks = p.n / QK_K;
+  const int64_t n_blocks = p.n / F::kBlockSize;
   // Two panels at a time (one when a single one is left): [2][n_blocks].
-  std::vector<PackedBlock<T::kSubBlocks>> packed(static_cast<size_t>(2 * n_blocks));
+  std::vector<typename F::Packed> packed(static_cast<size_t>(2 * n_blocks));
   for (int64_t first = 0; first < p.n_panels; first += 2) {
     const int np = static_cast<int>(std::min<int64_t>(2, p.n_panels - first));
     const int64_t o = kPanelRows * first;
-    PanelTiles<T::kSubBlocks> tiles{packed.data(), n_blocks, p.x, p.x_stride, p.y + o, p.y_stride, {}};
+    PanelTiles<F> tiles{packed.data(), n_blocks, p.x, p.x_stride, p.y + o, p.y_stride, {}};
     for (int k = 0; k < np; ++k) {
       const uint8_t* w = p.w + static_cast<size_t>(o + kPanelRows * k) * p.w_row_bytes;
-      for (int64_t i = 0; i < n_blocks; ++i) {
-        pack_block<T>(w, p.w_row_bytes, i, packed[static_cast<size_t>(k * n_blocks + i)]);
-      }
+      for (int64_t i = 0; i < n_blocks; ++i) F::pack(w, p.w_row_bytes, i, packed[static_cast<size_t>(k * n_blocks + i)]);
       tiles.bias[k] = p.bias != nullptr ? _mm256_loadu_ps(p.bias + o + kPanelRows * k) : _mm256_setzero_ps();
     }
     if (np == 2) {
-      multiply_panels<T, 2>(tiles, p.n_rows);
+      multiply_panels<F, 2>(tiles, p.n_rows);
     } else {
-      multiply_panels<T, 1>(tiles, p.n_rows);
+      multiply_panels<F, 1>(tiles, p.n_rows);
     }
   }
 }
@@ -304,9 +381,10 @@ void panel_product(const PanelProduct& p) {
 
 PanelKernel panel_kernel(GgmlType weight_type) {
   switch (weight_type) {
-    case GgmlType::Q4_K: return &panel_product<Q45_KPanel<block_q4_K, false>>;
-    case GgmlType::Q5_K: return &panel_product<Q45_KPanel<block_q5_K, true>>;
-    case GgmlType::Q6_K: return &panel_product<Q6_KPanel>;
+    case GgmlType::Q8_0: return &panel_product<Q8_0Format>;
+    case GgmlType::Q4_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q4_K, false>>>;
+    case GgmlType::Q5_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q5_K, true>>>;
+    case GgmlType::Q6_K: return &panel_product<KQuantFormat<Q6_KPanel>>;
     default: return nullptr;
   }
 }
