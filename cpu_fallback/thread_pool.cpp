@@ -47,8 +47,8 @@ void ThreadPool::work(uint32_t generation) {
     uint32_t n_chunks = 0, index = 0;
     do {
       if (static_cast<uint32_t>(claim >> 32) != generation) return;
-      n_chunks = static_cast<uint32_t>(claim >> 16) & 0xffff;
-      index = static_cast<uint32_t>(claim) & 0xffff;
+      n_chunks = static_cast<uint32_t>(claim >> 16) & kMaxChunks;
+      index = static_cast<uint32_t>(claim) & kMaxChunks;
       if (index >= n_chunks) return;
     } while (!claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel, std::memory_order_acquire));
     // Chunk `index` of n_chunks: whole grains, the remainder spread over the first chunks.

@@ -302,16 +302,13 @@ class OpenClBackendImpl final : public OpenClBackend {
     if (out.cols() != w.in_features() || static_cast<int64_t>(tokens.size()) != out.rows()) {
       throw Error("internal: get_rows shape mismatch");
     }
-    if (token_buffer_capacity_ < tokens.size()) {
-      token_buffer_ = new_buffer(tokens.size() * sizeof(int32_t), "token ids");
-      token_buffer_capacity_ = tokens.size();
-    }
-    upload(token_buffer_, tokens.data(), tokens.size_bytes());
+    const cl::Buffer& token_buffer = reserve(token_buffer_, tokens.size_bytes(), "token ids");
+    upload(token_buffer, tokens.data(), tokens.size_bytes());
     const std::string kernel = "kernel_get_rows_" + kernel_type_name(table.type()) + "_f32";
     const size_t chunks = static_cast<size_t>(w.in_features() / chunk_elements(table.type()));
     for (const ClWeight::Piece& p : w.pieces) {
       launch(kernel, cl::NDRange(chunks, tokens.size()), cl::NullRange, p.buffer, cl_ulong{p.offset}, cl_ulong{w.row_bytes},
-             cl_int(w.in_features()), cl_int(p.row0), cl_int(p.rows), token_buffer_, buf(out));
+             cl_int(w.in_features()), cl_int(p.row0), cl_int(p.rows), token_buffer, buf(out));
     }
   }
 
@@ -534,10 +531,7 @@ class OpenClBackendImpl final : public OpenClBackend {
     for (const ClWeight::Piece& p : w.pieces) max_piece_rows = std::max(max_piece_rows, p.rows);
     const int64_t block_rows = std::clamp<int64_t>(static_cast<int64_t>(budget / row_floats_bytes), 1, max_piece_rows);
     const uint64_t scratch_bytes = static_cast<uint64_t>(block_rows) * row_floats_bytes;
-    if (gemm_scratch_capacity_ < scratch_bytes) {
-      gemm_scratch_ = new_buffer(scratch_bytes, "GEMM weight scratch");
-      gemm_scratch_capacity_ = scratch_bytes;
-    }
+    const cl::Buffer& scratch = reserve(gemm_scratch_, scratch_bytes, "GEMM weight scratch");
     const std::string dequant = "kernel_dequant_" + kernel_type_name(w.type()) + "_f32";
     const size_t chunks = static_cast<size_t>(n_in / chunk_elements(w.type()));
     cl_command_queue queue = queue_();
@@ -545,7 +539,7 @@ class OpenClBackendImpl final : public OpenClBackend {
       for (int64_t r0 = 0; r0 < p.rows; r0 += block_rows) {
         const int64_t nr = std::min(block_rows, p.rows - r0);
         launch(dequant, cl::NDRange(chunks, static_cast<size_t>(nr)), cl::NullRange, p.buffer, cl_ulong{p.offset},
-               cl_ulong{w.row_bytes}, cl_int(n_in), cl_int(r0), gemm_scratch_);
+               cl_ulong{w.row_bytes}, cl_int(n_in), cl_int(r0), scratch);
         clblast::StatusCode status = clblast::StatusCode::kSuccess;
         try {
           const auto m = static_cast<size_t>(n_tok), n = static_cast<size_t>(nr), k = static_cast<size_t>(n_in);
@@ -556,14 +550,11 @@ class OpenClBackendImpl final : public OpenClBackend {
           status = clblast::GemmTempBufferSize<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo,
                                                       clblast::Transpose::kYes, m, n, k, 0, k, 0, k, c_offset, c_ld,
                                                       &queue, temp_bytes);
-          if (status == clblast::StatusCode::kSuccess && temp_bytes > gemm_temp_capacity_) {
-            gemm_temp_ = new_buffer(temp_bytes, "CLBlast GEMM temporary");
-            gemm_temp_capacity_ = temp_bytes;
-          }
           if (status == clblast::StatusCode::kSuccess) {
+            const cl_mem temp = temp_bytes > 0 ? reserve(gemm_temp_, temp_bytes, "CLBlast GEMM temporary")() : nullptr;
             status = clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo, clblast::Transpose::kYes,
-                                          m, n, k, 1.0f, buf(x)(), 0, k, gemm_scratch_(), 0, k, 0.0f, buf(y)(),
-                                          c_offset, c_ld, &queue, gemm_event(), temp_bytes > 0 ? gemm_temp_() : nullptr);
+                                          m, n, k, 1.0f, buf(x)(), 0, k, scratch(), 0, k, 0.0f, buf(y)(), c_offset,
+                                          c_ld, &queue, gemm_event(), temp);
           }
         } catch (const std::exception& e) {
           spdlog::debug("CLBlast GEMM threw: {}", e.what());
@@ -658,6 +649,19 @@ class OpenClBackendImpl final : public OpenClBackend {
     }
   }
 
+  // A device buffer reallocated only when a request outgrows it.
+  struct GrowingBuffer {
+    cl::Buffer buffer;
+    uint64_t bytes = 0;
+  };
+  const cl::Buffer& reserve(GrowingBuffer& b, uint64_t bytes, const char* what) {
+    if (b.bytes < bytes) {
+      b.buffer = new_buffer(bytes, what);
+      b.bytes = bytes;
+    }
+    return b.buffer;
+  }
+
   cl::Buffer new_buffer(uint64_t bytes, const char* what) {
     if (bytes > max_alloc_) {
       throw Error(fmt::format("{} of {} bytes exceeds the max allocation of {} ({} bytes)", what, bytes, info_.name,
@@ -750,16 +754,13 @@ class OpenClBackendImpl final : public OpenClBackend {
   ProgramCache cache_;
   std::map<std::string, cl::Kernel> kernels_;
   cl::Buffer dummy_;  // bound to unused buffer arguments
-  cl::Buffer token_buffer_;
-  size_t token_buffer_capacity_ = 0;
+  GrowingBuffer token_buffer_;  // token ids of get_rows
   cl::Buffer part_acc_, part_ml_;  // split-attention partials
   size_t part_capacity_ = 0;
   cl::Buffer act_q_, act_d_;  // int8 activations and their block scales
   size_t act_capacity_ = 0;   // elements
-  cl::Buffer gemm_scratch_;   // dequantized weight rows, f32
-  uint64_t gemm_scratch_capacity_ = 0;
-  cl::Buffer gemm_temp_;      // CLBlast's temporary matrices (GemmTempBufferSize), reused by every GEMM
-  size_t gemm_temp_capacity_ = 0;
+  GrowingBuffer gemm_scratch_;  // dequantized weight rows, f32
+  GrowingBuffer gemm_temp_;     // CLBlast's temporary matrices (GemmTempBufferSize), reused by every GEMM
   std::map<std::pair<int64_t, float>, cl::Buffer> inv_freq_;
   std::deque<std::vector<uint8_t>> staging_;
   // The deferred `x += y` (buffers held so they outlive their activations), over this many floats.

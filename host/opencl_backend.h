@@ -30,7 +30,7 @@ struct OpenClOptions {
   // The fused decode kernels (kernels/fused.cl) behind Backend's fused ops; off (or $XELM_OPENCL_FUSED=0):
   // the unfused ops, one launch per op, for A/B comparisons.
   bool fused = true;
-  // Device time per kernel by event profiling (CL_QUEUE_PROFILING_ENABLE; kernel_times()). Adds no
+  // Device time per kernel by event profiling (CL_QUEUE_PROFILING_ENABLE; take_kernel_times()). Adds no
   // synchronization; off by default since some drivers slow down profiled queues.
   bool profile_kernels = false;
 };
