@@ -243,30 +243,36 @@ TEST_P(CpuAvx2Ops, NormRopeAndGetRowsMatch) {
 }
 
 TEST_P(CpuAvx2Ops, AttentionOverKvCacheMatches) {
-  // GQA 3:1 with head_dim 32 (Q8_0 rows of 64 values); prompt chunks at pos0 = 0, then decode steps
-  // that cross a key tile boundary.
-  const AttentionShape shape{6, 2, 32};
-  const int64_t kv_width = shape.n_head_kv * shape.head_dim, q_width = shape.n_head * shape.head_dim;
-  for (GgmlType kv_type : {GgmlType::F16, GgmlType::F32, GgmlType::Q8_0}) {
-    Backend* backends[2] = {ref_.get(), fast_.get()};
-    std::unique_ptr<KvCacheLayer> caches[2] = {ref_->new_kv_cache(160, 2, 32, kv_type), fast_->new_kv_cache(160, 2, 32, kv_type)};
-    int64_t pos = 0;
-    for (int64_t n : {17, 60, 1, 1, 70, 1}) {
-      const uint32_t seed = static_cast<uint32_t>(pos);
-      const std::vector<float> q = random_values(static_cast<size_t>(n * q_width), seed, 2.0f);
-      const std::vector<float> k = random_values(static_cast<size_t>(n * kv_width), seed + 1, 2.0f);
-      const std::vector<float> v = random_values(static_cast<size_t>(n * kv_width), seed + 2);
-      std::vector<float> results[2];
-      for (int i = 0; i < 2; ++i) {
-        auto qa = make_activation(*backends[i], q, n, q_width);
-        auto ka = make_activation(*backends[i], k, n, kv_width), va = make_activation(*backends[i], v, n, kv_width);
-        auto out = backends[i]->new_activation(n, q_width);
-        backends[i]->store_kv(*caches[i], *ka, *va, pos);
-        backends[i]->attention(*qa, *caches[i], pos, shape, *out);
-        results[i] = read_all(*backends[i], *out);
+  // Prompt chunks at pos0 = 0, then decode steps that cross key tile boundaries, for: GQA 3:1 with
+  // head_dim 32 (an odd number of query vectors per kv head and query tile); Qwen3's 2:1 with
+  // head_dim 128; no grouping with head_dim 24 and 12 (dimensions that are not a multiple of the
+  // 32-wide value chunks, or of a vector). KV rows are whole Q8_0 blocks in every case.
+  for (const AttentionShape shape : {AttentionShape{6, 2, 32}, AttentionShape{4, 2, 128}, AttentionShape{4, 4, 24},
+                                     AttentionShape{8, 8, 12}}) {
+    const int64_t kv_width = shape.n_head_kv * shape.head_dim, q_width = shape.n_head * shape.head_dim;
+    for (GgmlType kv_type : {GgmlType::F16, GgmlType::F32, GgmlType::Q8_0}) {
+      Backend* backends[2] = {ref_.get(), fast_.get()};
+      std::unique_ptr<KvCacheLayer> caches[2] = {ref_->new_kv_cache(160, shape.n_head_kv, shape.head_dim, kv_type),
+                                                 fast_->new_kv_cache(160, shape.n_head_kv, shape.head_dim, kv_type)};
+      int64_t pos = 0;
+      for (int64_t n : {17, 60, 1, 1, 70, 1}) {
+        const uint32_t seed = static_cast<uint32_t>(pos);
+        const std::vector<float> q = random_values(static_cast<size_t>(n * q_width), seed, 2.0f);
+        const std::vector<float> k = random_values(static_cast<size_t>(n * kv_width), seed + 1, 2.0f);
+        const std::vector<float> v = random_values(static_cast<size_t>(n * kv_width), seed + 2);
+        std::vector<float> results[2];
+        for (int i = 0; i < 2; ++i) {
+          auto qa = make_activation(*backends[i], q, n, q_width);
+          auto ka = make_activation(*backends[i], k, n, kv_width), va = make_activation(*backends[i], v, n, kv_width);
+          auto out = backends[i]->new_activation(n, q_width);
+          backends[i]->store_kv(*caches[i], *ka, *va, pos);
+          backends[i]->attention(*qa, *caches[i], pos, shape, *out);
+          results[i] = read_all(*backends[i], *out);
+        }
+        EXPECT_LT(test::nmse(results[1], results[0]), 1e-11)
+            << type_traits(kv_type).name << " head_dim " << shape.head_dim << " pos " << pos << " n " << n;
+        pos += n;
       }
-      EXPECT_LT(test::nmse(results[1], results[0]), 1e-11) << type_traits(kv_type).name << " pos " << pos << " n " << n;
-      pos += n;
     }
   }
 }

@@ -1,7 +1,9 @@
-// bench_attention.cpp — Google Benchmark of decode attention (one query token over a filled KV
-// cache) at Qwen3-0.6B's geometry (16 query / 8 KV heads × 128), per KV storage type and context
-// length, on the AVX2 backend and, when an OpenCL device exists, the OpenCL backend. Reports the
-// KV bytes read per second (SetBytesProcessed), since decode attention is bound by reading the cache.
+// bench_attention.cpp — Google Benchmark of attention at Qwen3-0.6B's geometry (16 query / 8 KV
+// heads × 128): decode (one query token over a filled KV cache) per KV storage type and context
+// length, on the AVX2 backend and, when an OpenCL device exists, the OpenCL backend, reporting the KV
+// bytes read per second (SetBytesProcessed), since decode attention is bound by reading the cache;
+// and prefill (a whole causal prompt at once, AVX2), reporting multiply-adds per second ("MAC/s"),
+// since it is bound by arithmetic.
 // Threads: XELM_BENCH_THREADS (default: one per physical core).
 #include <cstdlib>
 #include <memory>
@@ -73,7 +75,41 @@ void BM_DecodeAttention(benchmark::State& state, const std::string& backend_name
   state.SetBytesProcessed(state.iterations() * 2 * static_cast<int64_t>(xelm::row_bytes(kv_type, kv_width)) * n_ctx);
 }
 
+void BM_PrefillAttention(benchmark::State& state, GgmlType kv_type) {
+  std::string why_not;
+  auto backend = make_backend("avx2", why_not);
+  if (!backend) {
+    state.SkipWithError(why_not.c_str());
+    return;
+  }
+  const int64_t n = state.range(0), kv_width = kKvHeads * kHeadDim, q_width = kHeads * kHeadDim;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  auto random_activation = [&](int64_t cols) {
+    std::vector<float> values(static_cast<size_t>(n * cols));
+    for (float& x : values) x = dist(rng);
+    auto a = backend->new_activation(n, cols);
+    backend->write(*a, values);
+    return a;
+  };
+  auto cache = backend->new_kv_cache(n, kKvHeads, kHeadDim, kv_type);
+  auto k = random_activation(kv_width), v = random_activation(kv_width), q = random_activation(q_width);
+  auto out = backend->new_activation(n, q_width);
+  backend->store_kv(*cache, *k, *v, 0);
+  const xelm::AttentionShape shape{kHeads, kKvHeads, kHeadDim};
+  for (auto _ : state) {
+    backend->attention(*q, *cache, 0, shape, *out);
+    backend->synchronize();
+  }
+  // Causal: query t sees t + 1 keys; two products (Q·Kᵀ and P·V) of head_dim each per (query, key, head).
+  const double macs = 2.0 * kHeads * kHeadDim * static_cast<double>(n) * static_cast<double>(n + 1) / 2.0;
+  state.counters["MAC/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * macs, benchmark::Counter::kIsRate);
+}
+
 void register_all() {
+  benchmark::RegisterBenchmark("prefill_attention/avx2/F16", BM_PrefillAttention, GgmlType::F16)
+      ->Arg(512)
+      ->Unit(benchmark::kMillisecond);
   for (const char* backend : {"avx2", "opencl"}) {
     for (GgmlType type : {GgmlType::F16, GgmlType::F32, GgmlType::Q8_0}) {
       const std::string name = std::string("decode_attention/") + backend + "/" +

@@ -25,9 +25,7 @@ using avx2::ActivationFormat;
 // Output rows per cache block of a matmul: their weights stay in L1/L2 while every tile of
 // activation rows passes over them.
 constexpr int64_t kOutputRowBlock = 16;
-// Key positions per attention tile (K and V of one tile, fp32, stay in L2), and query rows per
-// attention work item (they share each converted K/V tile).
-constexpr int64_t kKeyTile = 64;
+// Query rows per attention work item (they share each K/V tile converted to fp32).
 constexpr int64_t kQueryTile = 16;
 // Element-wise ops below this size run on the calling thread (a barrier costs more).
 constexpr int64_t kParallelElements = 16384;
@@ -104,69 +102,6 @@ float dot(const float* a, const float* b, int64_t n) {
   float sum = avx2::hsum(acc);
   for (; i < n; ++i) sum += a[i] * b[i];
   return sum;
-}
-
-// scores[j] = scale * dot(q, keys[j, :]) for j < n; keys is [n, d]. Four keys at a time, two
-// accumulators each, so that eight independent FMA chains hide the FMA latency.
-void key_scores(const float* q, const float* keys, int64_t n, int64_t d, float scale, float* scores) {
-  int64_t j = 0;
-  if (d % 16 == 0) {
-    for (; j + 4 <= n; j += 4) {
-      __m256 acc[4][2];
-      for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
-      for (int64_t i = 0; i < d; i += 16) {
-        const __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
-        for (int k = 0; k < 4; ++k) {
-          const float* key = keys + (j + k) * d + i;
-          acc[k][0] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(key), acc[k][0]);
-          acc[k][1] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(key + 8), acc[k][1]);
-        }
-      }
-      for (int k = 0; k < 4; ++k) scores[j + k] = avx2::hsum(_mm256_add_ps(acc[k][0], acc[k][1])) * scale;
-    }
-  }
-  for (; j < n; ++j) scores[j] = dot(q, keys + j * d, d) * scale;
-}
-
-// s[j] = exp(s[j] - shift) for j < n; returns their sum.
-float exp_shifted(float* s, int64_t n, float shift) {
-  const __m256 vshift = _mm256_set1_ps(shift);
-  __m256 sum8 = _mm256_setzero_ps();
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256 e = avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vshift));
-    _mm256_storeu_ps(s + j, e);
-    sum8 = _mm256_add_ps(sum8, e);
-  }
-  float sum = avx2::hsum(sum8);
-  for (; j < n; ++j) {
-    s[j] = std::exp(s[j] - shift);
-    sum += s[j];
-  }
-  return sum;
-}
-
-// acc[0, d) = acc * correction + sum_j weights[j] * values[j, :] over j < n; values is [n, d].
-// Walks d in chunks of 64 so that the chunk's eight accumulators (independent FMA chains) stay in
-// registers across the keys.
-void accumulate_values(float* acc, float correction, const float* weights, const float* values, int64_t n, int64_t d) {
-  const __m256 vc = _mm256_set1_ps(correction);
-  int64_t i = 0;
-  for (; i + 64 <= d; i += 64) {
-    __m256 a[8];
-    for (int k = 0; k < 8; ++k) a[k] = _mm256_mul_ps(vc, _mm256_loadu_ps(acc + i + 8 * k));
-    for (int64_t j = 0; j < n; ++j) {
-      const __m256 w = _mm256_set1_ps(weights[j]);
-      const float* v = values + j * d + i;
-      for (int k = 0; k < 8; ++k) a[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * k), a[k]);
-    }
-    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(acc + i + 8 * k, a[k]);
-  }
-  for (; i < d; ++i) {
-    float a = acc[i] * correction;
-    for (int64_t j = 0; j < n; ++j) a += weights[j] * values[j * d + i];
-    acc[i] = a;
-  }
 }
 
 class Avx2Backend final : public HostBackend {
@@ -307,8 +242,9 @@ class Avx2Backend final : public HostBackend {
 
   // Flash-attention style: online softmax over key tiles, no [n, n_keys] score matrix. A work item
   // is (tile of up to kQueryTile query rows, kv head): each K/V tile is converted to fp32 once and
-  // serves every query row of the tile and the n_head / n_head_kv query heads sharing that kv head.
-  // Items run from the last query tile (the most keys, causal) to the first, for load balance.
+  // serves every query row of the tile and the n_head / n_head_kv query heads sharing that kv head,
+  // as one set of "slots" for avx2::attend_key_tile. Items run from the last query tile (the most
+  // keys, causal) to the first, for load balance.
   void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
                  Activation& out) override {
     const auto& c = static_cast<const Avx2KvCache&>(cache);
@@ -316,50 +252,41 @@ class Avx2Backend final : public HostBackend {
     const int64_t n_query_tiles = (q.rows() + kQueryTile - 1) / kQueryTile;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     pool_.parallel_for(n_query_tiles * shape.n_head_kv, [&](int64_t item_begin, int64_t item_end) {
-      const int64_t heads_per_item = kQueryTile * group;
+      constexpr int64_t kKeyTile = avx2::kAttentionKeyTile;
+      const size_t max_slots = static_cast<size_t>(kQueryTile * group);
       std::vector<float> keys(static_cast<size_t>(kKeyTile * d)), values(static_cast<size_t>(kKeyTile * d));
-      std::vector<float> weights(static_cast<size_t>(kKeyTile));
-      std::vector<float> acc(static_cast<size_t>(heads_per_item * d));  // [query row, head, d]
-      std::vector<float> running_max(static_cast<size_t>(heads_per_item)), denom(static_cast<size_t>(heads_per_item));
+      std::vector<float> acc(max_slots * static_cast<size_t>(d));  // [slot = query row * group + head, d]
+      std::vector<float> running_max(max_slots), denom(max_slots), scores(max_slots * kKeyTile);
+      std::vector<const float*> q_of_slot(max_slots);
+      std::vector<int64_t> visible(max_slots);
       for (int64_t item = item_begin; item < item_end; ++item) {
         const int64_t t0 = (n_query_tiles - 1 - item / shape.n_head_kv) * kQueryTile;
         const int64_t kv_head = item % shape.n_head_kv;
         const int64_t t_end = std::min(q.rows(), t0 + kQueryTile);
+        const int64_t n_slots = (t_end - t0) * group;
+        for (int64_t slot = 0; slot < n_slots; ++slot) {
+          q_of_slot[static_cast<size_t>(slot)] = act(q).row(t0 + slot / group) + (kv_head * group + slot % group) * d;
+        }
         std::fill(acc.begin(), acc.end(), 0.0f);
         std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
         std::fill(denom.begin(), denom.end(), 0.0f);
+        const avx2::AttentionSlots slots{n_slots,      q_of_slot.data(), visible.data(), acc.data(),
+                                         running_max.data(), denom.data(), scores.data()};
         const int64_t n_keys_max = pos0 + t_end;  // keys seen by the tile's last row (causal)
         for (int64_t p0 = 0; p0 < n_keys_max; p0 += kKeyTile) {
           const int64_t tile = std::min(kKeyTile, n_keys_max - p0);
           c.load(c.k, p0, tile, kv_head, keys.data());
           c.load(c.v, p0, tile, kv_head, values.data());
-          for (int64_t t = t0; t < t_end; ++t) {
-            const int64_t valid = std::min(tile, pos0 + t + 1 - p0);  // keys of this tile row t may see
-            if (valid <= 0) continue;
-            for (int64_t h = 0; h < group; ++h) {
-              const int64_t slot = (t - t0) * group + h;
-              const float* q_head = act(q).row(t) + (kv_head * group + h) * d;
-              float tile_max = -std::numeric_limits<float>::infinity();
-              key_scores(q_head, keys.data(), valid, d, scale, weights.data());
-              for (int64_t j = 0; j < valid; ++j) tile_max = std::max(tile_max, weights[static_cast<size_t>(j)]);
-              float& m = running_max[static_cast<size_t>(slot)];
-              const float new_max = std::max(m, tile_max);
-              const float correction = std::exp(m - new_max);  // 0 on the first tile (m = -inf)
-              m = new_max;
-              denom[static_cast<size_t>(slot)] =
-                  denom[static_cast<size_t>(slot)] * correction + exp_shifted(weights.data(), valid, new_max);
-              accumulate_values(acc.data() + slot * d, correction, weights.data(), values.data(), valid, d);
-            }
+          for (int64_t slot = 0; slot < n_slots; ++slot) {
+            visible[static_cast<size_t>(slot)] = pos0 + t0 + slot / group + 1 - p0;  // row t sees positions <= pos0 + t
           }
+          avx2::attend_key_tile(slots, keys.data(), values.data(), tile, d, scale);
         }
-        for (int64_t t = t0; t < t_end; ++t) {
-          for (int64_t h = 0; h < group; ++h) {
-            const int64_t slot = (t - t0) * group + h;
-            const float inv = 1.0f / denom[static_cast<size_t>(slot)];
-            const float* a = acc.data() + slot * d;
-            float* o = act(out).row(t) + (kv_head * group + h) * d;
-            for (int64_t i = 0; i < d; ++i) o[i] = a[i] * inv;
-          }
+        for (int64_t slot = 0; slot < n_slots; ++slot) {
+          const float inv = 1.0f / denom[static_cast<size_t>(slot)];
+          const float* a = acc.data() + slot * d;
+          float* o = act(out).row(t0 + slot / group) + (kv_head * group + slot % group) * d;
+          for (int64_t i = 0; i < d; ++i) o[i] = a[i] * inv;
         }
       }
     });

@@ -246,14 +246,17 @@ struct KQuantFormat {
 };
 
 // Q8_0: blocks of 32 signed quants w with a scale. Packed, for row r (lane r) of the panel:
-//   q[g]  32 bytes: byte 4r + e = w of row r, element 4g + e (signed, as in the file), g < 8
-//   d     8 floats: row r's block scale
+//   q[g]      32 bytes: byte 4r + e = w of row r, element 4g + e (signed, as in the file), g < 8
+//   abs_q[g]  the same bytes' magnitudes |w| (|-128| = 128 as u8 is still right)
+//   d         8 floats: row r's block scale
 // maddubs wants an unsigned first operand, so a group is multiplied as |w| × (x with w's sign)
-// (|-128| = 128 as u8 is still right; |x| <= 127). Signed pair sums reach 2·128·127, so two groups
-// cannot share an int16 sum: each maddubs is widened at once (madd with ones).
+// (|x| <= 127); |w| is computed once at packing, not once per tile. Signed pair sums reach
+// 2·128·127, so two groups cannot share an int16 sum: each maddubs is widened at once (madd with
+// ones).
 struct Q8_0Format {
   struct Packed {
     __m256i q[8];
+    __m256i abs_q[8];
     __m256 d;
   };
   using Activation = Q8Block32;
@@ -267,6 +270,7 @@ struct Q8_0Format {
       d[r] = b.d;
     }
     transpose_8x8_epi32(out.q);  // q[r] lane g (bytes 4g..4g+3 of row r) -> q[g] lane r
+    for (int g = 0; g < 8; ++g) out.abs_q[g] = _mm256_sign_epi8(out.q[g], out.q[g]);
     out.d = half_to_float8(d);
   }
 
@@ -277,15 +281,10 @@ struct Q8_0Format {
       for (int t = 0; t < NT; ++t) sumi[p][t] = _mm256_setzero_si256();
     }
     for (int g = 0; g < 8; ++g) {
-      __m256i q[NP], abs_q[NP];
-      for (int p = 0; p < NP; ++p) {
-        q[p] = pb[p]->q[g];
-        abs_q[p] = _mm256_sign_epi8(q[p], q[p]);
-      }
       for (int t = 0; t < NT; ++t) {
         const __m256i x4 = broadcast4(xb[t]->qs + 4 * g);
         for (int p = 0; p < NP; ++p) {
-          sumi[p][t] = _mm256_add_epi32(sumi[p][t], dot_u8s8(abs_q[p], _mm256_sign_epi8(x4, q[p])));
+          sumi[p][t] = _mm256_add_epi32(sumi[p][t], dot_u8s8(pb[p]->abs_q[g], _mm256_sign_epi8(x4, pb[p]->q[g])));
         }
       }
     }

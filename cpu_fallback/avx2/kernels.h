@@ -60,6 +60,24 @@ using PanelKernel = void (*)(const PanelProduct& product);
 // The panel kernel for a weight type; nullptr if the type has none.
 PanelKernel panel_kernel(GgmlType weight_type);
 
+// Attention (attention_kernels.cpp): one step of flash-style attention. `n` query vectors ("slots")
+// sharing one kv head take in a tile of at most kAttentionKeyTile keys and values with an online
+// softmax: running_max, denom and the unnormalized output acc are updated; out = acc / denom once
+// every tile is in.
+inline constexpr int64_t kAttentionKeyTile = 64;
+struct AttentionSlots {
+  int64_t n;
+  const float* const* q;   // [n] query vectors of d floats
+  const int64_t* visible;  // [n] keys of the tile slot s may see: the first visible[s] (causal)
+  float* acc;              // [n][d]
+  float* running_max;      // [n], -inf before the first tile
+  float* denom;            // [n], 0 before the first tile
+  float* scores;           // scratch [n][kAttentionKeyTile]
+};
+// keys, values: [n_keys, d] fp32 with kAttentionKeyTile rows allocated; n_keys <= kAttentionKeyTile.
+void attend_key_tile(const AttentionSlots& slots, const float* keys, const float* values, int64_t n_keys, int64_t d,
+                     float scale);
+
 // Converts n floats to IEEE half and back (F16C).
 void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n);
 void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n);
