@@ -79,6 +79,17 @@ class Avx2KvCache final : public KvCacheLayer {
         case GgmlType::F16: avx2::fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(row) + first, dst, d); break;
         default: {  // Q8_0: element e is qs[e % 32] of block e / 32
           const auto* blocks = reinterpret_cast<const quant::block_q8_0*>(row);
+          if (first % 32 == 0 && d % 32 == 0) {  // whole blocks (head_dim 64, 128, ...): 8 at a time
+            for (int64_t b = first / 32; b < (first + d) / 32; ++b) {
+              const __m256 scale = _mm256_set1_ps(avx2::half_to_float(blocks[b].d));
+              for (int part = 0; part < 4; ++part) {
+                const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks[b].qs + 8 * part));
+                _mm256_storeu_ps(dst + (b * 32 - first) + 8 * part,
+                                 _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8))));
+              }
+            }
+            break;
+          }
           for (int64_t e = first; e < first + d; ++e) {
             const quant::block_q8_0& b = blocks[e / 32];
             dst[e - first] = avx2::half_to_float(b.d) * static_cast<float>(b.qs[e % 32]);
