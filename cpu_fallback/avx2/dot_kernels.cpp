@@ -152,181 +152,180 @@ inline __m256i pair_scales(int first, int second) {
   return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(second)), _mm_set1_epi16(static_cast<int16_t>(first)));
 }
 
-struct Q2_KKernel {
-  template <int NR>
-  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
-    const auto* blocks = reinterpret_cast<const block_q2_K*>(w_row);
-    const block_q8_K* xb[NR];
-    __m256 acc[NR];
-    for (int r = 0; r < NR; ++r) {
-      xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
-      acc[r] = _mm256_setzero_ps();
-    }
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-      const block_q2_K& b = blocks[i];
-      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
-      const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
-      __m256i sumi[NR];
-      for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-      for (int half = 0; half < 2; ++half) {
-        const __m256i qs = load256(b.qs + 32 * half);
-        for (int shift = 0; shift < 4; ++shift) {
-          const int chunk = 4 * half + shift;  // elements 32*chunk .. +31
-          const __m256i q = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
-          const __m256i scales = pair_scales(b.scales[2 * chunk] & 15, b.scales[2 * chunk + 1] & 15);
-          for (int r = 0; r < NR; ++r) {
-            const __m256i prod = _mm256_maddubs_epi16(q, load256(xb[r][i].qs + 32 * chunk));
-            sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, scales));
-          }
-        }
-      }
-      const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
-      for (int r = 0; r < NR; ++r) {
-        const block_q8_K& a = xb[r][i];
-        const __m256i min_sum = _mm256_madd_epi16(load256(a.bsums), mins16);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * a.d), acc[r]);
-        acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_set1_ps(dmin * a.d), acc[r]);
+// pshufb masks that fill the low 128-bit half of a vector with its int16 lane `low` and the high half
+// with lane `high` (lanes counted within a half): with both halves of the source holding the same 8
+// scales, one shuffle gives the scale vector of a 32-byte chunk. As tables, so that the shuffles take
+// them from memory (GCC rebuilds computed constants inside the loop when registers run short).
+struct Int16BroadcastMasks {
+  alignas(32) uint8_t bytes[8][32];
+  // Mask k: lane `k` in both halves (broadcast), or, for the pairs, lanes 2k, 2k+1.
+  static constexpr Int16BroadcastMasks make(bool pairs) {
+    Int16BroadcastMasks m{};
+    for (int k = 0; k < 8; ++k) {
+      for (int byte = 0; byte < 32; ++byte) {
+        const int lane = pairs ? (byte < 16 ? 2 * k : 2 * k + 1) % 8 : k;
+        m.bytes[k][byte] = static_cast<uint8_t>(2 * lane + byte % 2);
       }
     }
-    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
+    return m;
   }
+  __m256i operator[](int k) const { return load256(bytes[k]); }
 };
+constexpr Int16BroadcastMasks kBroadcastLane = Int16BroadcastMasks::make(false);
+constexpr Int16BroadcastMasks kBroadcastPair = Int16BroadcastMasks::make(true);
 
-struct Q3_KKernel {
-  template <int NR>
-  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
-    const auto* blocks = reinterpret_cast<const block_q3_K*>(w_row);
-    const block_q8_K* xb[NR];
-    __m256 acc[NR];
-    for (int r = 0; r < NR; ++r) {
-      xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
-      acc[r] = _mm256_setzero_ps();
-    }
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-      const block_q3_K& b = blocks[i];
-      int8_t scales[16];  // s_j - 32
-      for (int j = 0; j < 16; ++j) {
-        const int low = (b.scales[j % 8] >> (4 * (j / 8))) & 15;
-        const int high = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-        scales[j] = static_cast<int8_t>((low | (high << 4)) - 32);
-      }
-      const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
-      const __m256i hmask = load256(b.hmask);
-      __m256i sumi[NR];
-      for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-      for (int half = 0; half < 2; ++half) {
-        const __m256i qs = load256(b.qs + 32 * half);
-        for (int shift = 0; shift < 4; ++shift) {
-          const int chunk = 4 * half + shift;
-          const __m256i low2 = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
-          const __m256i high = _mm256_and_si256(shift_right16(hmask, chunk), _mm256_set1_epi8(1));
-          const __m256i q = _mm256_or_si256(low2, _mm256_slli_epi16(high, 2));  // 0..7, value q - 4
-          const __m256i sc = pair_scales(scales[2 * chunk], scales[2 * chunk + 1]);
-          for (int r = 0; r < NR; ++r) {
-            const __m256i prod = _mm256_maddubs_epi16(q, load256(xb[r][i].qs + 32 * chunk));
-            sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
-          }
-        }
-      }
-      const float d = half_to_float(b.d);
-      for (int r = 0; r < NR; ++r) {
-        const block_q8_K& a = xb[r][i];
-        // sum_j s_j * (q - 4) * x = sum_j s_j * q * x - 4 * sum_j s_j * bsum_j
-        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(a.bsums), scales16), 2);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * a.d), acc[r]);
-      }
-    }
-    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
-  }
-};
+// The K-quant kernels below are written per block: Step::accumulate<NR>(block, xb, acc) adds the
+// products of one weight block with block i of NR activation rows (xb[r] points at it) to acc[r];
+// KQuantKernel<Step> walks the blocks of a weight row.
 
-// Q4_K (kHighBits = false) and Q5_K (true): 8 sub-blocks of 32, x = d*sc*q - dmin*m.
-template <typename Block, bool kHighBits>
-struct Q45_KKernel {
+struct Q2_KStep {
+  using Block = block_q2_K;
   template <int NR>
-  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
-    const auto* blocks = reinterpret_cast<const Block*>(w_row);
-    const block_q8_K* xb[NR];
-    __m256 acc[NR];
-    __m128 acc_min[NR];  // dmin * sum_j m_j * sum(x of sub-block j), subtracted at the end
-    for (int r = 0; r < NR; ++r) {
-      xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
-      acc[r] = _mm256_setzero_ps();
-      acc_min[r] = _mm_setzero_ps();
-    }
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-      const Block& b = blocks[i];
-      uint32_t unpacked[4];
-      unpack_k_scales(b.scales, unpacked);
-      uint8_t scales[8];
-      std::memcpy(scales, unpacked, sizeof(scales));
-      const __m128i mins8 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(unpacked[3]), static_cast<int>(unpacked[2])));
-      __m256i sumi[NR];
-      for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-      for (int p = 0; p < 4; ++p) {  // elements 64p .. 64p+63: sub-blocks 2p (low nibbles), 2p+1 (high)
-        __m256i low, high;
-        decode_q45_k_pair<Block, kHighBits>(b, p, low, high);
-        const __m256i scale_low = _mm256_set1_epi16(scales[2 * p]), scale_high = _mm256_set1_epi16(scales[2 * p + 1]);
+  static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const __m256i qs = load256(b.qs + 32 * half);
+      for (int shift = 0; shift < 4; ++shift) {
+        const int chunk = 4 * half + shift;  // elements 32*chunk .. +31
+        const __m256i q = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
+        const __m256i scales = pair_scales(b.scales[2 * chunk] & 15, b.scales[2 * chunk + 1] & 15);
         for (int r = 0; r < NR; ++r) {
-          const int8_t* xq = xb[r][i].qs + 64 * p;
-          const __m256i dot_low = _mm256_madd_epi16(_mm256_maddubs_epi16(low, load256(xq)), scale_low);
-          const __m256i dot_high = _mm256_madd_epi16(_mm256_maddubs_epi16(high, load256(xq + 32)), scale_high);
-          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(dot_low, dot_high));
+          const __m256i prod = _mm256_maddubs_epi16(q, load256(xb[r]->qs + 32 * chunk));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, scales));
         }
       }
-      const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
-      for (int r = 0; r < NR; ++r) {
-        const block_q8_K& a = xb[r][i];
-        // Sums of x per sub-block of 32 (pairs of the per-16 bsums) times the mins.
-        const __m256i bsums = load256(a.bsums);
-        const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-        const __m128i min_sum = _mm_madd_epi16(sums32, mins8);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * a.d), acc[r]);
-        acc_min[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(min_sum), _mm_set1_ps(dmin * a.d), acc_min[r]);
-      }
     }
+    const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
     for (int r = 0; r < NR; ++r) {
-      __m128 m = _mm_add_ps(acc_min[r], _mm_movehl_ps(acc_min[r], acc_min[r]));
-      m = _mm_add_ss(m, _mm_movehdup_ps(m));
-      out[r] = hsum(acc[r]) - _mm_cvtss_f32(m);
+      const __m256i min_sum = _mm256_madd_epi16(load256(xb[r]->bsums), mins16);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * xb[r]->d), acc[r]);
+      acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_set1_ps(dmin * xb[r]->d), acc[r]);
     }
   }
 };
 
-struct Q6_KKernel {
+struct Q3_KStep {
+  using Block = block_q3_K;
+  template <int NR>
+  static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
+    int8_t scales[16];  // s_j - 32
+    for (int j = 0; j < 16; ++j) {
+      const int low = (b.scales[j % 8] >> (4 * (j / 8))) & 15;
+      const int high = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+      scales[j] = static_cast<int8_t>((low | (high << 4)) - 32);
+    }
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+    const __m256i hmask = load256(b.hmask);
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const __m256i qs = load256(b.qs + 32 * half);
+      for (int shift = 0; shift < 4; ++shift) {
+        const int chunk = 4 * half + shift;
+        const __m256i low2 = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
+        const __m256i high = _mm256_and_si256(shift_right16(hmask, chunk), _mm256_set1_epi8(1));
+        const __m256i q = _mm256_or_si256(low2, _mm256_slli_epi16(high, 2));  // 0..7, value q - 4
+        const __m256i sc = pair_scales(scales[2 * chunk], scales[2 * chunk + 1]);
+        for (int r = 0; r < NR; ++r) {
+          const __m256i prod = _mm256_maddubs_epi16(q, load256(xb[r]->qs + 32 * chunk));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
+        }
+      }
+    }
+    const float d = half_to_float(b.d);
+    for (int r = 0; r < NR; ++r) {
+      // sum_j s_j * (q - 4) * x = sum_j s_j * q * x - 4 * sum_j s_j * bsum_j
+      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), scales16), 2);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * xb[r]->d), acc[r]);
+    }
+  }
+};
+
+// Q4_K (kHighBits = false) and Q5_K (true): 8 sub-blocks of 32, x = d*sc*q - dmin*m. The 8 scales
+// are widened to int16 once per block and each sub-block's scale vector is one shuffle of them; the
+// mins meet the Q8_K bsums (sums of 16 activations) in one madd, against each min duplicated.
+template <typename BlockType, bool kHighBits>
+struct Q45_KStep {
+  using Block = BlockType;
+  template <int NR>
+  static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
+    // Bytes 8..15 of the unpacked scales (the mins) as m0 m0 m1 m1 ... m7 m7.
+    const __m128i duplicate_mins = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    const __m128i scales_mins = unpack_k_scales_128(b.scales);  // scales 0..7, mins 0..7, one byte each
+    const __m256i scales16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scales_mins));  // sc0..sc7 in each half
+    const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scales_mins, duplicate_mins));
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+    for (int p = 0; p < 4; ++p) {  // elements 64p .. 64p+63: sub-blocks 2p (low nibbles), 2p+1 (high)
+      __m256i low, high;
+      decode_q45_k_pair<Block, kHighBits>(b, p, low, high);
+      const __m256i scale_low = _mm256_shuffle_epi8(scales16, kBroadcastLane[2 * p]);
+      const __m256i scale_high = _mm256_shuffle_epi8(scales16, kBroadcastLane[2 * p + 1]);
+      for (int r = 0; r < NR; ++r) {
+        const int8_t* xq = xb[r]->qs + 64 * p;
+        const __m256i dot_low = _mm256_madd_epi16(_mm256_maddubs_epi16(low, load256(xq)), scale_low);
+        const __m256i dot_high = _mm256_madd_epi16(_mm256_maddubs_epi16(high, load256(xq + 32)), scale_high);
+        sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(dot_low, dot_high));
+      }
+    }
+    const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
+    for (int r = 0; r < NR; ++r) {
+      const __m256i min_sum = _mm256_madd_epi16(load256(xb[r]->bsums), mins16);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * xb[r]->d), acc[r]);
+      acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_set1_ps(dmin * xb[r]->d), acc[r]);
+    }
+  }
+};
+
+// Q6_K: 16 sub-blocks of 16, x = d*s_j*(q - 32). Each 32-byte chunk spans two sub-blocks; its scale
+// vector is one shuffle of the block's int16 scales (the half of them the chunk falls in).
+struct Q6_KStep {
+  using Block = block_q6_K;
+  template <int NR>
+  static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      __m256i q[4];  // elements 128*half + 32c .. +31, values 0..63 (minus 32)
+      decode_q6_k_half(b, half, q);
+      // Scales 8*half .. 8*half+7 in both 128-bit halves.
+      const __m256i half_scales = _mm256_permute2x128_si256(scales16, scales16, half == 0 ? 0x00 : 0x11);
+      for (int c = 0; c < 4; ++c) {
+        const __m256i sc = _mm256_shuffle_epi8(half_scales, kBroadcastPair[c]);
+        for (int r = 0; r < NR; ++r) {
+          const __m256i prod = _mm256_maddubs_epi16(q[c], load256(xb[r]->qs + 128 * half + 32 * c));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
+        }
+      }
+    }
+    const float d = half_to_float(b.d);
+    for (int r = 0; r < NR; ++r) {
+      // sum_j s_j * (q - 32) * x = sum_j s_j * q * x - 32 * sum_j s_j * bsum_j
+      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), scales16), 5);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * xb[r]->d), acc[r]);
+    }
+  }
+};
+
+template <typename Step>
+struct KQuantKernel {
   template <int NR>
   static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
-    const auto* blocks = reinterpret_cast<const block_q6_K*>(w_row);
-    const block_q8_K* xb[NR];
+    const auto* blocks = reinterpret_cast<const typename Step::Block*>(w_row);
+    const block_q8_K* x_rows[NR];
     __m256 acc[NR];
     for (int r = 0; r < NR; ++r) {
-      xb[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
+      x_rows[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
       acc[r] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < n / QK_K; ++i) {
-      const block_q6_K& b = blocks[i];
-      const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-      __m256i sumi[NR];
-      for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-      for (int half = 0; half < 2; ++half) {
-        __m256i q[4];  // elements 128*half + 32c .. +31, values 0..63 (minus 32)
-        decode_q6_k_half(b, half, q);
-        for (int c = 0; c < 4; ++c) {
-          const int j = 8 * half + 2 * c;
-          const __m256i sc = pair_scales(b.scales[j], b.scales[j + 1]);
-          for (int r = 0; r < NR; ++r) {
-            const __m256i prod = _mm256_maddubs_epi16(q[c], load256(xb[r][i].qs + 128 * half + 32 * c));
-            sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
-          }
-        }
-      }
-      const float d = half_to_float(b.d);
-      for (int r = 0; r < NR; ++r) {
-        const block_q8_K& a = xb[r][i];
-        // sum_j s_j * (q - 32) * x = sum_j s_j * q * x - 32 * sum_j s_j * bsum_j
-        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(a.bsums), scales16), 5);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * a.d), acc[r]);
-      }
+      const block_q8_K* xb[NR];
+      for (int r = 0; r < NR; ++r) xb[r] = x_rows[r] + i;
+      Step::template accumulate<NR>(blocks[i], xb, acc);
     }
     for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
   }
@@ -439,11 +438,11 @@ DotKernel dot_kernel(GgmlType weight_type) {
     case GgmlType::Q5_0: return &dispatch_rows<Block32Kernel<Q5_0Weights>>;
     case GgmlType::Q5_1: return &dispatch_rows<Block32Kernel<Q5_1Weights>>;
     case GgmlType::Q8_0: return &dispatch_rows<Block32Kernel<Q8_0Weights>>;
-    case GgmlType::Q2_K: return &dispatch_rows<Q2_KKernel>;
-    case GgmlType::Q3_K: return &dispatch_rows<Q3_KKernel>;
-    case GgmlType::Q4_K: return &dispatch_rows<Q45_KKernel<block_q4_K, false>>;
-    case GgmlType::Q5_K: return &dispatch_rows<Q45_KKernel<block_q5_K, true>>;
-    case GgmlType::Q6_K: return &dispatch_rows<Q6_KKernel>;
+    case GgmlType::Q2_K: return &dispatch_rows<KQuantKernel<Q2_KStep>>;
+    case GgmlType::Q3_K: return &dispatch_rows<KQuantKernel<Q3_KStep>>;
+    case GgmlType::Q4_K: return &dispatch_rows<KQuantKernel<Q45_KStep<block_q4_K, false>>>;
+    case GgmlType::Q5_K: return &dispatch_rows<KQuantKernel<Q45_KStep<block_q5_K, true>>>;
+    case GgmlType::Q6_K: return &dispatch_rows<KQuantKernel<Q6_KStep>>;
     default: return nullptr;
   }
 }

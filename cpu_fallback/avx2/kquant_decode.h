@@ -26,6 +26,21 @@ inline void unpack_k_scales(const uint8_t* packed, uint32_t out[4]) {
   out[3] = ((in[2] >> 4) & kLow4) | (((in[1] >> 6) & kLow2) << 4);
 }
 
+// The same in a vector: bytes 0..7 = scales, 8..15 = mins. Reads 16 bytes at `packed` (the 12 bytes
+// of scales and 4 bytes after them, still inside a Q4_K / Q5_K block).
+inline __m128i unpack_k_scales_128(const uint8_t* packed) {
+  alignas(16) static constexpr uint32_t kShifts[4] = {0, 0, 0, 4};
+  alignas(16) static constexpr uint32_t kLowMasks[4] = {0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f};
+  alignas(16) static constexpr uint32_t kHighMasks[4] = {0, 0x30303030, 0, 0x30303030};
+  auto constant = [](const uint32_t* c) { return _mm_load_si128(reinterpret_cast<const __m128i*>(c)); };
+  const __m128i in = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // in0 in1 in2 (next)
+  const __m128i a = _mm_srlv_epi32(_mm_shuffle_epi32(in, _MM_SHUFFLE(2, 1, 2, 0)), constant(kShifts));
+  const __m128i b = _mm_shuffle_epi32(in, _MM_SHUFFLE(1, 1, 0, 0));
+  const __m128i low = _mm_and_si128(a, constant(kLowMasks));
+  const __m128i high = _mm_and_si128(_mm_srli_epi32(b, 2), constant(kHighMasks));
+  return _mm_or_si128(low, high);
+}
+
 // Q4_K (kHighBits = false, quants 0..15) and Q5_K (true, 0..31): elements 64p .. 64p+31 of block b
 // into `low` (sub-block 2p) and 64p+32 .. 64p+63 into `high` (sub-block 2p+1), p < 4.
 template <typename Block, bool kHighBits>
