@@ -25,9 +25,10 @@ using avx2::ActivationFormat;
 // Output rows per cache block of a matmul: their weights stay in L1/L2 while every tile of
 // activation rows passes over them.
 constexpr int64_t kOutputRowBlock = 16;
-// Decode streams the weights from DRAM faster when each thread prefetches the weight row this many
-// bytes ahead of the one it multiplies (the hardware prefetcher alone leaves 15-20% of the bandwidth
-// unused; matvec_head microbenchmark).
+// Decode streams quantized weights from DRAM faster when each thread prefetches the weight row this
+// many bytes ahead of the one it multiplies: their kernels do enough work per byte that the hardware
+// prefetcher alone leaves 15-20% of the bandwidth unused (matvec_head microbenchmark: Q4_K, Q6_K
+// +15-20%, Q8_0 +5%). Float weights stream well without it (F16 -5% with it), so they take none.
 constexpr size_t kPrefetchBytesAhead = 16384;
 // Query rows per attention work item (they share each K/V tile converted to fp32).
 constexpr int64_t kQueryTile = 16;
@@ -40,7 +41,10 @@ class Avx2Weight final : public Weight {
       : Weight(info),
         row_bytes(xelm::row_bytes(info.type, info.shape[0])),
         kernel(avx2::dot_kernel(info.type)),
-        panel_kernel(avx2::panel_kernel(info.type)) {
+        panel_kernel(avx2::panel_kernel(info.type)),
+        prefetch_rows(type_traits(info.type).is_quantized && row_bytes > 0
+                          ? static_cast<int64_t>((kPrefetchBytesAhead + row_bytes - 1) / row_bytes)
+                          : 0) {
     if (info.shape.size() == 1) {  // norms and biases: kept dequantized (a few KiB)
       dense.resize(static_cast<size_t>(info.shape[0]));
       dequantize_row(info.type, info.data, dense.data(), info.shape[0]);
@@ -50,6 +54,7 @@ class Avx2Weight final : public Weight {
   size_t row_bytes;
   avx2::DotKernel kernel;   // nullptr for types without a product kernel
   avx2::PanelKernel panel_kernel;  // nullptr for types without a prompt-processing kernel
+  int64_t prefetch_rows;           // decode prefetches the row this far ahead (0: none)
   std::vector<float> dense; // [in_features] for 1-D tensors
 };
 
@@ -187,7 +192,7 @@ class Avx2Backend final : public HostBackend {
     // Prompt processing: whole panels of output rows through the panel kernel (chunks of the pool
     // are whole panels), the rest through the dot kernel.
     const bool panels = weight.panel_kernel != nullptr && n >= avx2::kPanelMinRows;
-    const int64_t prefetch_rows = static_cast<int64_t>((kPrefetchBytesAhead + weight.row_bytes - 1) / weight.row_bytes);
+    const int64_t prefetch_rows = weight.prefetch_rows;
     pool_.parallel_for(w.out_features(), [&](int64_t o_begin, int64_t o_end) {
       const int64_t n_panels = panels ? (o_end - o_begin) / avx2::kPanelRows : 0;
       if (n_panels > 0) {
@@ -201,7 +206,7 @@ class Avx2Backend final : public HostBackend {
         for (int64_t t = 0; t < n; t += avx2::kMaxTileRows) {
           const int tile = static_cast<int>(std::min<int64_t>(avx2::kMaxTileRows, n - t));
           for (int64_t o = block; o < block_end; ++o) {
-            if (n == 1 && o + prefetch_rows < o_end) {
+            if (n == 1 && prefetch_rows > 0 && o + prefetch_rows < o_end) {
               const char* ahead = reinterpret_cast<const char*>(weight.row(o + prefetch_rows));
               for (size_t line = 0; line < weight.row_bytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
             }
