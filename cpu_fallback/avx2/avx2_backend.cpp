@@ -41,7 +41,7 @@ class Avx2Weight final : public Weight {
       : Weight(info),
         row_bytes(xelm::row_bytes(info.type, info.shape[0])),
         kernel(avx2::dot_kernel(info.type)),
-        panel_kernel(avx2::panel_kernel(info.type)),
+        panel_kernel(avx2::panel_kernel(info.type, info.shape[0])),
         prefetch_rows(type_traits(info.type).is_quantized && row_bytes > 0
                           ? static_cast<int64_t>((kPrefetchBytesAhead + row_bytes - 1) / row_bytes)
                           : 0) {

@@ -19,30 +19,6 @@ using namespace xelm::quant;
 
 // ---- Float weights --------------------------------------------------------------------------
 
-struct F32Weights {
-  using Elem = float;
-  static __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-  static float scalar(float v) { return v; }
-};
-struct F16Weights {
-  using Elem = uint16_t;
-  static __m256 load8(const uint16_t* p) { return half_to_float8(p); }
-  static float scalar(uint16_t v) { return half_to_float(v); }
-};
-struct BF16Weights {
-  using Elem = uint16_t;
-  static __m256 load8(const uint16_t* p) {
-    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-  }
-  static float scalar(uint16_t v) {
-    const uint32_t bits = static_cast<uint32_t>(v) << 16;
-    float f;
-    std::memcpy(&f, &bits, sizeof(f));
-    return f;
-  }
-};
-
 template <typename W>
 struct FloatKernel {
   template <int NR>

@@ -1,5 +1,5 @@
-// gemm_kernels.cpp — AVX2 products of Q8_0 and K-quant weights (Q4_K, Q5_K, Q6_K) with many
-// activation rows (prompt processing), organised as BLAS does, by packing.
+// gemm_kernels.cpp — AVX2 products of Q8_0, K-quant (Q4_K, Q5_K, Q6_K) and float (F32, F16, BF16)
+// weights with many activation rows (prompt processing), organised as BLAS does, by packing.
 //
 // The weights stay in the mmapped file. A panel of kPanelRows consecutive weight rows is unpacked on
 // the fly into a small interleaved buffer (per call, ~2.6 KiB per 256 elements of a row for the
@@ -12,9 +12,12 @@
 // is packed once for all activation rows: the micro-kernel reads 4 activation bytes per 2 maddubs,
 // little enough to stream them from L3 while the packed panels stay in L1/L2.
 //
-// What depends on the weight type is a panel format (KQuantFormat<traits>, Q8_0Format): the packed
-// block, the activation block, pack() and the product of one block, accumulate(); the tiling around
-// them is shared.
+// Float weights are packed the same way, 8 elements of 8 rows converted to fp32 per block, and meet
+// broadcast fp32 activations in an FMA tile of 2 panels × 6 rows.
+//
+// What depends on the weight type is a panel format (KQuantFormat<traits>, Q8_0Format, FloatFormat):
+// the packed block, the activation block, pack(), the product of one block, accumulate(), and the
+// tile heights its registers allow; the tiling around them is shared.
 #include <algorithm>
 #include <cstddef>
 #include <vector>
@@ -155,6 +158,7 @@ struct KQuantFormat {
   using Packed = PackedBlock<T::kSubBlocks>;
   using Activation = block_q8_K;
   static constexpr int64_t kBlockSize = QK_K;
+  static constexpr int kTileRowsOnePanel = 4, kTileRowsTwoPanels = 3;
 
   static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
     using Block = typename T::Block;
@@ -261,6 +265,7 @@ struct Q8_0Format {
   };
   using Activation = Q8Block32;
   static constexpr int64_t kBlockSize = QK8_0;
+  static constexpr int kTileRowsOnePanel = 4, kTileRowsTwoPanels = 3;
 
   static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
     uint16_t d[kPanelRows];
@@ -292,6 +297,44 @@ struct Q8_0Format {
       const __m256 dx = _mm256_set1_ps(xb[t]->d);
       for (int p = 0; p < NP; ++p) {
         acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[p][t]), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
+      }
+    }
+  }
+};
+
+// Float weights (F32, F16, BF16): blocks of 8 elements, converted to fp32 when packed, so the
+// micro-kernel is a plain fp32 FMA tile (as in BLIS/OpenBLAS sgemm). Packed, for row r (lane r):
+//   w[e]  8 floats: lane r = element 8i + e of row r, e < 8
+// Activations are fp32 rows; each activation element is broadcast to all lanes and meets both panels.
+template <typename W>
+struct FloatFormat {
+  struct Packed {
+    __m256 w[8];
+  };
+  struct Activation {
+    float v[8];
+  };
+  static constexpr int64_t kBlockSize = 8;
+  static constexpr int kTileRowsOnePanel = 8, kTileRowsTwoPanels = 6;  // 8 or 12 accumulators
+
+  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
+    __m256i v[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) {
+      const auto* row = reinterpret_cast<const typename W::Elem*>(w + static_cast<size_t>(r) * w_row_bytes);
+      v[r] = _mm256_castps_si256(W::load8(row + 8 * i));
+    }
+    transpose_8x8_epi32(v);  // v[r] lane e -> v[e] lane r
+    for (int e = 0; e < 8; ++e) out.w[e] = _mm256_castsi256_ps(v[e]);
+  }
+
+  template <int NP, int NT>
+  static void accumulate(const Packed* const pb[NP], const Activation* const xb[NT], __m256 acc[NP][NT]) {
+    for (int e = 0; e < 8; ++e) {
+      __m256 w[NP];
+      for (int p = 0; p < NP; ++p) w[p] = pb[p]->w[e];
+      for (int t = 0; t < NT; ++t) {
+        const __m256 x = _mm256_broadcast_ss(&xb[t]->v[e]);
+        for (int p = 0; p < NP; ++p) acc[p][t] = _mm256_fmadd_ps(w[p], x, acc[p][t]);
       }
     }
   }
@@ -344,11 +387,11 @@ void multiply_last_tile(const PanelTiles<F>& tiles, int64_t t0, int64_t n) {
   }
 }
 
-// All n_rows activation rows times NP panels, in tiles of as many rows as the registers hold: NP * NT
-// accumulators, NP packed vectors and a broadcast within 16 ymm registers.
+// All n_rows activation rows times NP panels, in tiles of as many rows as the registers hold (the
+// format's kTileRows*): NP * NT accumulators, NP packed vectors and a broadcast within 16 ymm registers.
 template <typename F, int NP>
 void multiply_panels(const PanelTiles<F>& tiles, int64_t n_rows) {
-  constexpr int kTileRows = NP == 1 ? 4 : 3;
+  constexpr int kTileRows = NP == 1 ? F::kTileRowsOnePanel : F::kTileRowsTwoPanels;
   int64_t t = 0;
   for (; t + kTileRows <= n_rows; t += kTileRows) multiply_tile<F, NP, kTileRows>(tiles, t);
   multiply_last_tile<F, NP, kTileRows - 1>(tiles, t, n_rows - t);
@@ -378,12 +421,19 @@ void panel_product(const PanelProduct& p) {
 
 }  // namespace
 
-PanelKernel panel_kernel(GgmlType weight_type) {
+PanelKernel panel_kernel(GgmlType weight_type, int64_t n) {
   switch (weight_type) {
     case GgmlType::Q8_0: return &panel_product<Q8_0Format>;
     case GgmlType::Q4_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q4_K, false>>>;
     case GgmlType::Q5_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q5_K, true>>>;
     case GgmlType::Q6_K: return &panel_product<KQuantFormat<Q6_KPanel>>;
+    default: break;
+  }
+  if (n % 8 != 0) return nullptr;  // float rows are packed in blocks of 8 elements
+  switch (weight_type) {
+    case GgmlType::F32: return &panel_product<FloatFormat<F32Weights>>;
+    case GgmlType::F16: return &panel_product<FloatFormat<F16Weights>>;
+    case GgmlType::BF16: return &panel_product<FloatFormat<BF16Weights>>;
     default: return nullptr;
   }
 }

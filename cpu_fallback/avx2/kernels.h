@@ -57,8 +57,9 @@ struct PanelProduct {
   const float* bias;   // [kPanelRows * n_panels], or nullptr
 };
 using PanelKernel = void (*)(const PanelProduct& product);
-// The panel kernel for a weight type; nullptr if the type has none.
-PanelKernel panel_kernel(GgmlType weight_type);
+// The panel kernel for a weight type and row length n; nullptr if there is none (types without
+// one; float rows whose length is not a multiple of 8).
+PanelKernel panel_kernel(GgmlType weight_type, int64_t n);
 
 // Attention (attention_kernels.cpp): one step of flash-style attention. `n` query vectors ("slots")
 // sharing one kv head take in a tile of at most kAttentionKeyTile keys and values with an online
