@@ -1,5 +1,6 @@
-// gemm_kernels.cpp — AVX2 products of Q8_0, K-quant (Q4_K, Q5_K, Q6_K) and float (F32, F16, BF16)
-// weights with many activation rows (prompt processing), organised as BLAS does, by packing.
+// gemm_kernels.cpp — AVX2 products of the 32-element quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), the
+// K-quants Q4_K, Q5_K, Q6_K and float weights (F32, F16, BF16) with many activation rows (prompt
+// processing), organised as BLAS does, by packing.
 //
 // The weights stay in the mmapped file. A panel of kPanelRows consecutive weight rows is unpacked on
 // the fly into a small interleaved buffer (per call, ~2.6 KiB per 256 elements of a row for the
@@ -15,7 +16,8 @@
 // Float weights are packed the same way, 8 elements of 8 rows converted to fp32 per block, and meet
 // broadcast fp32 activations in an FMA tile of 2 panels × 6 rows.
 //
-// What depends on the weight type is a panel format (KQuantFormat<traits>, Q8_0Format, FloatFormat):
+// What depends on the weight type is a panel format (KQuantFormat<traits>, Q8_0Format,
+// OffsetBlock32Format<traits>, FloatFormat):
 // the packed block, the activation block, pack(), the product of one block, accumulate(), and the
 // tile heights its registers allow; the tiling around them is shared.
 #include <algorithm>
@@ -302,6 +304,100 @@ struct Q8_0Format {
   }
 };
 
+// Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 unsigned quants q (4 or 5 bits) with value d*q + offset, the
+// offset -8d (Q4_0), -16d (Q5_0) or the block's m (Q4_1, Q5_1). Traits: Block, kGroupsPerSum
+// (4-element groups whose maddubs pair sums stay in int16: kGroupsPerSum * 2 * q_max * 127 < 32768),
+// quants(block) (the 32 quants as bytes in element order) and offset(block).
+struct Q4_0Panel {
+  using Block = block_q4_0;
+  static constexpr int kGroupsPerSum = 8;  // 8 * 2*15*127 = 30480
+  static __m256i quants(const Block& b) { return unpack_nibbles_16(b.qs); }
+  static float offset(const Block& b) { return -8.0f * half_to_float(b.d); }
+};
+struct Q4_1Panel {
+  using Block = block_q4_1;
+  static constexpr int kGroupsPerSum = 8;
+  static __m256i quants(const Block& b) { return unpack_nibbles_16(b.qs); }
+  static float offset(const Block& b) { return half_to_float(b.m); }
+};
+inline __m256i q5_quants(const uint8_t* qs, const uint8_t* qh) {
+  return _mm256_or_si256(unpack_nibbles_16(qs), _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10)));
+}
+struct Q5_0Panel {
+  using Block = block_q5_0;
+  static constexpr int kGroupsPerSum = 4;  // 4 * 2*31*127 = 31496
+  static __m256i quants(const Block& b) { return q5_quants(b.qs, b.qh); }
+  static float offset(const Block& b) { return -16.0f * half_to_float(b.d); }
+};
+struct Q5_1Panel {
+  using Block = block_q5_1;
+  static constexpr int kGroupsPerSum = 4;
+  static __m256i quants(const Block& b) { return q5_quants(b.qs, b.qh); }
+  static float offset(const Block& b) { return half_to_float(b.m); }
+};
+
+// The panel format of those four, from their traits T. Packed, for row r (lane r) of the panel:
+//   q[g]    32 bytes: byte 4r + e = quant of row r, element 4g + e (unsigned), g < 8
+//   d, off  8 floats: row r's scale and offset
+// so that for a Q8Block32 activation block a (x = a.d * a.qs, a.s = a.d * Σ a.qs):
+//   dot(row r, a) = d[r] * a.d * Σ q * a.qs + off[r] * a.s.
+// Unsigned quants need no sign trick, and kGroupsPerSum groups share an int16 sum before one madd.
+template <typename T>
+struct OffsetBlock32Format {
+  struct Packed {
+    __m256i q[8];
+    __m256 d, off;
+  };
+  using Activation = Q8Block32;
+  static constexpr int64_t kBlockSize = 32;
+  static constexpr int kTileRowsOnePanel = 4, kTileRowsTwoPanels = 3;
+
+  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
+    float d[kPanelRows], off[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) {
+      const auto& b = reinterpret_cast<const typename T::Block*>(w + static_cast<size_t>(r) * w_row_bytes)[i];
+      out.q[r] = T::quants(b);
+      d[r] = half_to_float(b.d);
+      off[r] = T::offset(b);
+    }
+    transpose_8x8_epi32(out.q);  // q[r] lane g (elements 4g..4g+3 of row r) -> q[g] lane r
+    out.d = _mm256_loadu_ps(d);
+    out.off = _mm256_loadu_ps(off);
+  }
+
+  template <int NP, int NT>
+  static void accumulate(const Packed* const pb[NP], const Activation* const xb[NT], __m256 acc[NP][NT]) {
+    __m256i sumi[NP][NT];
+    for (int p = 0; p < NP; ++p) {
+      for (int t = 0; t < NT; ++t) sumi[p][t] = _mm256_setzero_si256();
+    }
+    for (int g0 = 0; g0 < 8; g0 += T::kGroupsPerSum) {
+      __m256i sum16[NP][NT];
+      for (int p = 0; p < NP; ++p) {
+        for (int t = 0; t < NT; ++t) sum16[p][t] = _mm256_setzero_si256();
+      }
+      for (int g = g0; g < g0 + T::kGroupsPerSum; ++g) {
+        for (int t = 0; t < NT; ++t) {
+          const __m256i x4 = broadcast4(xb[t]->qs + 4 * g);
+          for (int p = 0; p < NP; ++p) sum16[p][t] = _mm256_add_epi16(sum16[p][t], _mm256_maddubs_epi16(pb[p]->q[g], x4));
+        }
+      }
+      for (int p = 0; p < NP; ++p) {
+        for (int t = 0; t < NT; ++t) {
+          sumi[p][t] = _mm256_add_epi32(sumi[p][t], _mm256_madd_epi16(sum16[p][t], _mm256_set1_epi16(1)));
+        }
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m256 dx = _mm256_set1_ps(xb[t]->d), sx = _mm256_set1_ps(xb[t]->s);
+      for (int p = 0; p < NP; ++p) {
+        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[p][t]), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
+        acc[p][t] = _mm256_fmadd_ps(pb[p]->off, sx, acc[p][t]);
+      }
+    }
+  }
+};
+
 // Float weights (F32, F16, BF16): blocks of 8 elements, converted to fp32 when packed, so the
 // micro-kernel is a plain fp32 FMA tile (as in BLIS/OpenBLAS sgemm). Packed, for row r (lane r):
 //   w[e]  8 floats: lane r = element 8i + e of row r, e < 8
@@ -424,6 +520,10 @@ void panel_product(const PanelProduct& p) {
 PanelKernel panel_kernel(GgmlType weight_type, int64_t n) {
   switch (weight_type) {
     case GgmlType::Q8_0: return &panel_product<Q8_0Format>;
+    case GgmlType::Q4_0: return &panel_product<OffsetBlock32Format<Q4_0Panel>>;
+    case GgmlType::Q4_1: return &panel_product<OffsetBlock32Format<Q4_1Panel>>;
+    case GgmlType::Q5_0: return &panel_product<OffsetBlock32Format<Q5_0Panel>>;
+    case GgmlType::Q5_1: return &panel_product<OffsetBlock32Format<Q5_1Panel>>;
     case GgmlType::Q4_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q4_K, false>>>;
     case GgmlType::Q5_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q5_K, true>>>;
     case GgmlType::Q6_K: return &panel_product<KQuantFormat<Q6_KPanel>>;
