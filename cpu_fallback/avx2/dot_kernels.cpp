@@ -122,12 +122,6 @@ struct Block32Kernel {
 
 // ---- K-quants × Q8_K ------------------------------------------------------------------------
 
-// Scale vector for a 32-byte chunk spanning two 16-element sub-blocks: maddubs lanes 0-7 come from
-// the first sub-block, 8-15 from the second.
-inline __m256i pair_scales(int first, int second) {
-  return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(second)), _mm_set1_epi16(static_cast<int16_t>(first)));
-}
-
 // pshufb masks that fill the low 128-bit half of a vector with its int16 lane `low` and the high half
 // with lane `high` (lanes counted within a half): with both halves of the source holding the same 8
 // scales, one shuffle gives the scale vector of a 32-byte chunk. As tables, so that the shuffles take
@@ -154,23 +148,27 @@ constexpr Int16BroadcastMasks kBroadcastPair = Int16BroadcastMasks::make(true);
 // products of one weight block with block i of NR activation rows (xb[r] points at it) to acc[r];
 // KQuantKernel<Step> walks the blocks of a weight row.
 
+// Q2_K and Q3_K: 16 sub-blocks of 16. As for Q6_K, each 32-byte chunk spans two sub-blocks and its
+// scale vector is one shuffle of the block's int16 scales.
 struct Q2_KStep {
   using Block = block_q2_K;
   template <int NR>
   static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    const __m256i scales16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0F)));
     const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     for (int half = 0; half < 2; ++half) {
-      const __m256i qs = load256(b.qs + 32 * half);
+      __m256i q[4];
+      decode_q2_k_half(b, half, q);
+      const __m256i half_scales = _mm256_permute2x128_si256(scales16, scales16, half == 0 ? 0x00 : 0x11);
       for (int shift = 0; shift < 4; ++shift) {
         const int chunk = 4 * half + shift;  // elements 32*chunk .. +31
-        const __m256i q = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
-        const __m256i scales = pair_scales(b.scales[2 * chunk] & 15, b.scales[2 * chunk + 1] & 15);
+        const __m256i sc = _mm256_shuffle_epi8(half_scales, kBroadcastPair[shift]);
         for (int r = 0; r < NR; ++r) {
-          const __m256i prod = _mm256_maddubs_epi16(q, load256(xb[r]->qs + 32 * chunk));
-          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, scales));
+          const __m256i prod = _mm256_maddubs_epi16(q[shift], load256(xb[r]->qs + 32 * chunk));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
         }
       }
     }
@@ -187,26 +185,18 @@ struct Q3_KStep {
   using Block = block_q3_K;
   template <int NR>
   static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
-    int8_t scales[16];  // s_j - 32
-    for (int j = 0; j < 16; ++j) {
-      const int low = (b.scales[j % 8] >> (4 * (j / 8))) & 15;
-      const int high = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-      scales[j] = static_cast<int8_t>((low | (high << 4)) - 32);
-    }
-    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
-    const __m256i hmask = load256(b.hmask);
+    const __m256i scales16 = _mm256_cvtepi8_epi16(unpack_q3_k_scales(b.scales));  // s_j - 32
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     for (int half = 0; half < 2; ++half) {
-      const __m256i qs = load256(b.qs + 32 * half);
+      __m256i q[4];  // 0..7, value q - 4
+      decode_q3_k_half(b, half, q);
+      const __m256i half_scales = _mm256_permute2x128_si256(scales16, scales16, half == 0 ? 0x00 : 0x11);
       for (int shift = 0; shift < 4; ++shift) {
         const int chunk = 4 * half + shift;
-        const __m256i low2 = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
-        const __m256i high = _mm256_and_si256(shift_right16(hmask, chunk), _mm256_set1_epi8(1));
-        const __m256i q = _mm256_or_si256(low2, _mm256_slli_epi16(high, 2));  // 0..7, value q - 4
-        const __m256i sc = pair_scales(scales[2 * chunk], scales[2 * chunk + 1]);
+        const __m256i sc = _mm256_shuffle_epi8(half_scales, kBroadcastPair[shift]);
         for (int r = 0; r < NR; ++r) {
-          const __m256i prod = _mm256_maddubs_epi16(q, load256(xb[r]->qs + 32 * chunk));
+          const __m256i prod = _mm256_maddubs_epi16(q[shift], load256(xb[r]->qs + 32 * chunk));
           sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
         }
       }

@@ -1,6 +1,6 @@
 // gemm_kernels.cpp — AVX2 products of the 32-element quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), the
-// K-quants Q4_K, Q5_K, Q6_K and float weights (F32, F16, BF16) with many activation rows (prompt
-// processing), organised as BLAS does, by packing.
+// K-quants (Q2_K .. Q6_K) and float weights (F32, F16, BF16) with many activation rows (prompt
+// processing), organised as BLAS does, by packing. (With Q2_K and Q3_K: every type xelm multiplies.)
 //
 // The weights stay in the mmapped file. A panel of kPanelRows consecutive weight rows is unpacked on
 // the fly into a small interleaved buffer (per call, ~2.6 KiB per 256 elements of a row for the
@@ -74,6 +74,51 @@ struct PanelScales {
 //     bits are extracted in place), so decoding a block whose quant bytes are interleaved 4-byte
 //     groups of 8 rows yields the packed layout directly (KQuantFormat::pack);
 //   unpack_scales(block, r, PanelScales&): row r's scale terms.
+
+// Q2_K: 16 sub-blocks of 16, x = d*sc_j*q - dmin*m_j (4-bit sc_j and m_j in one byte). The correction
+// is dmin * Σ_j m_j * bsums_j.
+struct Q2_KPanel {
+  using Block = block_q2_K;
+  static constexpr int kSubBlocks = 16;
+  static constexpr int kGroupsPerSum = 4;  // a whole sub-block: 4 * 2*3*127 = 3048
+  static constexpr size_t kQuantBegin = offsetof(Block, qs);
+  static constexpr size_t kQuantEnd = offsetof(Block, d);
+  static void decode(const Block& b, __m256i q[kChunks]) {
+    decode_q2_k_half(b, 0, q);
+    decode_q2_k_half(b, 1, q + 4);
+  }
+  static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
+    for (int j = 0; j < kSubBlocks; ++j) {
+      out.scales[j][r] = b.scales[j] & 15;
+      out.corr[j][r] = b.scales[j] >> 4;
+    }
+    out.d[r] = half_to_float(b.d);
+    out.coef[r] = half_to_float(b.dmin);
+  }
+};
+
+// Q3_K: 16 sub-blocks of 16, x = d*s_j*(q - 4) with signed 6-bit s_j. The correction is
+// d * Σ_j 4*s_j * bsums_j.
+struct Q3_KPanel {
+  using Block = block_q3_K;
+  static constexpr int kSubBlocks = 16;
+  static constexpr int kGroupsPerSum = 4;  // 4 * 2*7*127 = 7112
+  static constexpr size_t kQuantBegin = offsetof(Block, hmask);  // hmask, then qs
+  static constexpr size_t kQuantEnd = offsetof(Block, scales);
+  static void decode(const Block& b, __m256i q[kChunks]) {
+    decode_q3_k_half(b, 0, q);
+    decode_q3_k_half(b, 1, q + 4);
+  }
+  static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
+    int8_t scales[kSubBlocks];
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(scales), unpack_q3_k_scales(b.scales));
+    for (int j = 0; j < kSubBlocks; ++j) {
+      out.scales[j][r] = scales[j];
+      out.corr[j][r] = static_cast<int16_t>(4 * scales[j]);
+    }
+    out.d[r] = out.coef[r] = half_to_float(b.d);
+  }
+};
 
 // Q4_K / Q5_K: 8 sub-blocks of 32, x = d*sc_j*q - dmin*m_j. The correction is dmin * Σ_j m_j *
 // (sum of the activations of sub-block j), i.e. both bsums of sub-block j with coefficient m_j.
@@ -524,6 +569,8 @@ PanelKernel panel_kernel(GgmlType weight_type, int64_t n) {
     case GgmlType::Q4_1: return &panel_product<OffsetBlock32Format<Q4_1Panel>>;
     case GgmlType::Q5_0: return &panel_product<OffsetBlock32Format<Q5_0Panel>>;
     case GgmlType::Q5_1: return &panel_product<OffsetBlock32Format<Q5_1Panel>>;
+    case GgmlType::Q2_K: return &panel_product<KQuantFormat<Q2_KPanel>>;
+    case GgmlType::Q3_K: return &panel_product<KQuantFormat<Q3_KPanel>>;
     case GgmlType::Q4_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q4_K, false>>>;
     case GgmlType::Q5_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q5_K, true>>>;
     case GgmlType::Q6_K: return &panel_product<KQuantFormat<Q6_KPanel>>;

@@ -38,8 +38,9 @@ using DotKernel = void (*)(const uint8_t* w_row, const uint8_t* x, size_t x_stri
 DotKernel dot_kernel(GgmlType weight_type);
 
 // Prompt processing (gemm_kernels.cpp): products with at least kPanelMinRows activation rows take
-// panels of kPanelRows consecutive weight rows, packed on the fly, for the weight types that have a
-// PanelKernel; the remaining out % kPanelRows rows, decode and the other types take the DotKernel.
+// panels of kPanelRows consecutive weight rows, packed on the fly, where there is a PanelKernel
+// (every type; float rows a multiple of 8 long); the remaining out % kPanelRows rows, decode and
+// odd float widths take the DotKernel.
 inline constexpr int64_t kPanelRows = 8;
 inline constexpr int64_t kPanelMinRows = 8;
 

@@ -1,4 +1,4 @@
-// kquant_decode.h — decoding of K-quant weight blocks (Q4_K, Q5_K, Q6_K) into vectors of one
+// kquant_decode.h — decoding of K-quant weight blocks (Q2_K .. Q6_K) into vectors of one
 // unsigned quant per byte, in element order, shared by the dot kernels (dot_kernels.cpp) and the
 // panel packer of the prompt-processing kernels (gemm_kernels.cpp). Include only from files compiled
 // with -mavx2 -mfma -mf16c.
@@ -13,6 +13,36 @@
 #include "runtime/quant_blocks.h"
 
 namespace xelm::cpu::avx2 {
+
+// Q2_K: elements 128*half + 32*shift + l (l < 32) of block b into q[shift], values 0..3.
+inline void decode_q2_k_half(const quant::block_q2_K& b, int half, __m256i q[4]) {
+  const __m256i qs = load256(b.qs + 32 * half);
+  for (int shift = 0; shift < 4; ++shift) q[shift] = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
+}
+
+// Q3_K: the same elements into q[shift], values 0..7 (value q - 4): two low bits from qs, the third
+// from bit 4*half + shift of hmask.
+inline void decode_q3_k_half(const quant::block_q3_K& b, int half, __m256i q[4]) {
+  const __m256i qs = load256(b.qs + 32 * half), hmask = load256(b.hmask);
+  for (int shift = 0; shift < 4; ++shift) {
+    const __m256i low2 = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
+    const __m256i high = _mm256_and_si256(shift_right16(hmask, 4 * half + shift), _mm256_set1_epi8(1));
+    q[shift] = _mm256_or_si256(low2, _mm256_slli_epi16(high, 2));
+  }
+}
+
+// Q3_K's 16 6-bit scales, minus 32, as bytes: the low 4 bits of scale j are nibble j / 8 of byte
+// j % 8, the high 2 bits are bits 2 * (j / 4) of byte 8 + j % 4; four at a time in 32-bit words.
+inline __m128i unpack_q3_k_scales(const uint8_t* packed) {
+  constexpr uint32_t kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  uint32_t in[3];
+  std::memcpy(in, packed, sizeof(in));
+  const __m128i scales = _mm_setr_epi32(static_cast<int>((in[0] & kLow4) | ((in[2] & kLow2) << 4)),
+                                        static_cast<int>((in[1] & kLow4) | (((in[2] >> 2) & kLow2) << 4)),
+                                        static_cast<int>(((in[0] >> 4) & kLow4) | (((in[2] >> 4) & kLow2) << 4)),
+                                        static_cast<int>(((in[1] >> 4) & kLow4) | (((in[2] >> 6) & kLow2) << 4)));
+  return _mm_sub_epi8(scales, _mm_set1_epi8(32));
+}
 
 // Q4_K / Q5_K 6-bit scales and mins of the 8 sub-blocks of 32, unpacked with 32-bit masks:
 // out[0..1] = scales 0..7 (one byte each), out[2..3] = mins 0..7.
