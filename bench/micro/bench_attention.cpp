@@ -103,7 +103,8 @@ void BM_PrefillAttention(benchmark::State& state, GgmlType kv_type) {
   }
   // Causal: query t sees t + 1 keys; two products (Q·Kᵀ and P·V) of head_dim each per (query, key, head).
   const double macs = 2.0 * kHeads * kHeadDim * static_cast<double>(n) * static_cast<double>(n + 1) / 2.0;
-  state.counters["MAC/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * macs, benchmark::Counter::kIsRate);
+  state.counters["MAC/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * macs, benchmark::Counter::kIsRate);
 }
 
 void register_all() {

@@ -1,8 +1,9 @@
 // bench_matvec.cpp — Google Benchmark of the AVX2 backend's products per weight type at the
 // Qwen3-0.6B FFN shapes 1024×3072 and 3072×1024: the matrix-vector product (one token, the decode
 // case) reports weight bytes per second (SetBytesProcessed), since decode is bound by reading the
-// weights (and, as matvec_head, at the output head's 1024×151936, which streams from DRAM); the 64- and 512-token matrix-matrix products (prompt processing; 512 as in pp512) report
-// multiply-adds per second (counter "MAC/s"), since they are bound by arithmetic.
+// weights (and, as matvec_head, at the output head's 1024×151936, which streams from DRAM); the
+// 64- and 512-token matrix-matrix products (prompt processing; 512 as in pp512) report multiply-adds
+// per second (counter "MAC/s"), since they are bound by arithmetic.
 // Threads: XELM_BENCH_THREADS (default: one per physical core). For A/B comparisons of kernels on a
 // shared machine, XELM_BENCH_THREADS=1 and the CPU-time column are the steadiest figures.
 #include <cstdlib>

@@ -111,7 +111,8 @@ void accumulate_rows(float* const acc[NS], const float* const p[NS], const float
 // Slot s's scores row (n_keys wide, the first `visible` valid) becomes its softmax weights under the
 // updated running max: p_j = e^(score_j - max) for j < visible, 0 beyond; denom and acc are rescaled
 // by e^(old max - new max).
-void softmax_update(float* row, int64_t n_keys, int64_t visible, float& running_max, float& denom, float* acc, int64_t d) {
+void softmax_update(float* row, int64_t n_keys, int64_t visible, float& running_max, float& denom, float* acc,
+                    int64_t d) {
   if (visible <= 0) {  // nothing of this tile is visible: weights 0, state unchanged
     std::fill(row, row + n_keys, 0.0f);
     return;

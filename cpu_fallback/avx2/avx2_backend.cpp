@@ -192,7 +192,6 @@ class Avx2Backend final : public HostBackend {
     // Prompt processing: whole panels of output rows through the panel kernel (chunks of the pool
     // are whole panels), the rest through the dot kernel.
     const bool panels = weight.panel_kernel != nullptr && n >= avx2::kPanelMinRows;
-    const int64_t prefetch_rows = weight.prefetch_rows;
     pool_.parallel_for(w.out_features(), [&](int64_t o_begin, int64_t o_end) {
       const int64_t n_panels = panels ? (o_end - o_begin) / avx2::kPanelRows : 0;
       if (n_panels > 0) {
@@ -206,8 +205,8 @@ class Avx2Backend final : public HostBackend {
         for (int64_t t = 0; t < n; t += avx2::kMaxTileRows) {
           const int tile = static_cast<int>(std::min<int64_t>(avx2::kMaxTileRows, n - t));
           for (int64_t o = block; o < block_end; ++o) {
-            if (n == 1 && prefetch_rows > 0 && o + prefetch_rows < o_end) {
-              const char* ahead = reinterpret_cast<const char*>(weight.row(o + prefetch_rows));
+            if (n == 1 && weight.prefetch_rows > 0 && o + weight.prefetch_rows < o_end) {
+              const char* ahead = reinterpret_cast<const char*>(weight.row(o + weight.prefetch_rows));
               for (size_t line = 0; line < weight.row_bytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
             }
             weight.kernel(weight.row(o), xq + t * x_stride, x_stride, tile, in, result);

@@ -148,8 +148,27 @@ constexpr Int16BroadcastMasks kBroadcastPair = Int16BroadcastMasks::make(true);
 // products of one weight block with block i of NR activation rows (xb[r] points at it) to acc[r];
 // KQuantKernel<Step> walks the blocks of a weight row.
 
-// Q2_K and Q3_K: 16 sub-blocks of 16. As for Q6_K, each 32-byte chunk spans two sub-blocks and its
-// scale vector is one shuffle of the block's int16 scales.
+// sumi[r] += Σ_j scale_j · Σ_{k in sub-block j} q_k x_k for a block of 16 sub-blocks of 16 (Q2_K,
+// Q3_K, Q6_K): decode_half(half, q) gives elements 128*half + 32c .. +31 in q[c]; scales16 holds the
+// 16 scales as int16. Each 32-byte chunk spans two sub-blocks, and its scale vector is one shuffle of
+// the half of the scales it falls in.
+template <int NR, typename DecodeHalf>
+inline void accumulate_16_sub_blocks(DecodeHalf decode_half, __m256i scales16, const block_q8_K* const xb[NR],
+                                     __m256i sumi[NR]) {
+  for (int half = 0; half < 2; ++half) {
+    __m256i q[4];
+    decode_half(half, q);
+    const __m256i half_scales = _mm256_permute2x128_si256(scales16, scales16, half == 0 ? 0x00 : 0x11);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i sc = _mm256_shuffle_epi8(half_scales, kBroadcastPair[c]);
+      for (int r = 0; r < NR; ++r) {
+        const __m256i prod = _mm256_maddubs_epi16(q[c], load256(xb[r]->qs + 128 * half + 32 * c));
+        sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
+      }
+    }
+  }
+}
+
 struct Q2_KStep {
   using Block = block_q2_K;
   template <int NR>
@@ -159,19 +178,7 @@ struct Q2_KStep {
     const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-    for (int half = 0; half < 2; ++half) {
-      __m256i q[4];
-      decode_q2_k_half(b, half, q);
-      const __m256i half_scales = _mm256_permute2x128_si256(scales16, scales16, half == 0 ? 0x00 : 0x11);
-      for (int shift = 0; shift < 4; ++shift) {
-        const int chunk = 4 * half + shift;  // elements 32*chunk .. +31
-        const __m256i sc = _mm256_shuffle_epi8(half_scales, kBroadcastPair[shift]);
-        for (int r = 0; r < NR; ++r) {
-          const __m256i prod = _mm256_maddubs_epi16(q[shift], load256(xb[r]->qs + 32 * chunk));
-          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
-        }
-      }
-    }
+    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q2_k_half(b, half, q); }, scales16, xb, sumi);
     const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
     for (int r = 0; r < NR; ++r) {
       const __m256i min_sum = _mm256_madd_epi16(load256(xb[r]->bsums), mins16);
@@ -181,6 +188,16 @@ struct Q2_KStep {
   }
 };
 
+// Q3_K and Q6_K store q + offset (4 and 32): the offset's share is offset * Σ_j s_j * bsum_j.
+template <int kOffsetShift, int NR>
+inline void accumulate_offset_block(__m256i sumi[NR], __m256i scales16, float d, const block_q8_K* const xb[NR],
+                                    __m256 acc[NR]) {
+  for (int r = 0; r < NR; ++r) {
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), scales16), kOffsetShift);
+    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * xb[r]->d), acc[r]);
+  }
+}
+
 struct Q3_KStep {
   using Block = block_q3_K;
   template <int NR>
@@ -188,25 +205,9 @@ struct Q3_KStep {
     const __m256i scales16 = _mm256_cvtepi8_epi16(unpack_q3_k_scales(b.scales));  // s_j - 32
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-    for (int half = 0; half < 2; ++half) {
-      __m256i q[4];  // 0..7, value q - 4
-      decode_q3_k_half(b, half, q);
-      const __m256i half_scales = _mm256_permute2x128_si256(scales16, scales16, half == 0 ? 0x00 : 0x11);
-      for (int shift = 0; shift < 4; ++shift) {
-        const int chunk = 4 * half + shift;
-        const __m256i sc = _mm256_shuffle_epi8(half_scales, kBroadcastPair[shift]);
-        for (int r = 0; r < NR; ++r) {
-          const __m256i prod = _mm256_maddubs_epi16(q[shift], load256(xb[r]->qs + 32 * chunk));
-          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
-        }
-      }
-    }
-    const float d = half_to_float(b.d);
-    for (int r = 0; r < NR; ++r) {
-      // sum_j s_j * (q - 4) * x = sum_j s_j * q * x - 4 * sum_j s_j * bsum_j
-      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), scales16), 2);
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * xb[r]->d), acc[r]);
-    }
+    // q in 0..7, value q - 4
+    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q3_k_half(b, half, q); }, scales16, xb, sumi);
+    accumulate_offset_block<2, NR>(sumi, scales16, half_to_float(b.d), xb, acc);
   }
 };
 
@@ -246,8 +247,7 @@ struct Q45_KStep {
   }
 };
 
-// Q6_K: 16 sub-blocks of 16, x = d*s_j*(q - 32). Each 32-byte chunk spans two sub-blocks; its scale
-// vector is one shuffle of the block's int16 scales (the half of them the chunk falls in).
+// Q6_K: 16 sub-blocks of 16, x = d*s_j*(q - 32).
 struct Q6_KStep {
   using Block = block_q6_K;
   template <int NR>
@@ -255,25 +255,9 @@ struct Q6_KStep {
     const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-    for (int half = 0; half < 2; ++half) {
-      __m256i q[4];  // elements 128*half + 32c .. +31, values 0..63 (minus 32)
-      decode_q6_k_half(b, half, q);
-      // Scales 8*half .. 8*half+7 in both 128-bit halves.
-      const __m256i half_scales = _mm256_permute2x128_si256(scales16, scales16, half == 0 ? 0x00 : 0x11);
-      for (int c = 0; c < 4; ++c) {
-        const __m256i sc = _mm256_shuffle_epi8(half_scales, kBroadcastPair[c]);
-        for (int r = 0; r < NR; ++r) {
-          const __m256i prod = _mm256_maddubs_epi16(q[c], load256(xb[r]->qs + 128 * half + 32 * c));
-          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(prod, sc));
-        }
-      }
-    }
-    const float d = half_to_float(b.d);
-    for (int r = 0; r < NR; ++r) {
-      // sum_j s_j * (q - 32) * x = sum_j s_j * q * x - 32 * sum_j s_j * bsum_j
-      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), scales16), 5);
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * xb[r]->d), acc[r]);
-    }
+    // q in 0..63, value q - 32
+    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q6_k_half(b, half, q); }, scales16, xb, sumi);
+    accumulate_offset_block<5, NR>(sumi, scales16, half_to_float(b.d), xb, acc);
   }
 };
 

@@ -3,9 +3,9 @@
 // processing), organised as BLAS does, by packing. (With Q2_K and Q3_K: every type xelm multiplies.)
 //
 // The weights stay in the mmapped file. A panel of kPanelRows consecutive weight rows is unpacked on
-// the fly into a small interleaved buffer (per call, ~2.6 KiB per 256 elements of a row for the
-// K-quants, 2.25 KiB for Q8_0, so it stays in L1/L2) where one 32-byte vector holds 4 consecutive
-// quants of each of the 8 rows: "lanes = output rows". A micro-kernel then multiplies two panels with
+// the fly into a small interleaved buffer (per call, 2.3-4.3 KiB per 256 elements of a row, so it
+// stays in L1/L2) where one 32-byte vector holds 4 consecutive quants of each of the 8 rows:
+// "lanes = output rows". A micro-kernel then multiplies two panels with
 // a tile of 3 activation rows (Q8_K or Q8Block32): 4 activation bytes are broadcast to every lane and
 // multiplied with the packed quants of both panels (maddubs), and the block scales (and min/offset
 // terms) are 8-lane vectors too. So 8 outputs of an activation row come out as one vector, without
@@ -424,7 +424,9 @@ struct OffsetBlock32Format {
       for (int g = g0; g < g0 + T::kGroupsPerSum; ++g) {
         for (int t = 0; t < NT; ++t) {
           const __m256i x4 = broadcast4(xb[t]->qs + 4 * g);
-          for (int p = 0; p < NP; ++p) sum16[p][t] = _mm256_add_epi16(sum16[p][t], _mm256_maddubs_epi16(pb[p]->q[g], x4));
+          for (int p = 0; p < NP; ++p) {
+            sum16[p][t] = _mm256_add_epi16(sum16[p][t], _mm256_maddubs_epi16(pb[p]->q[g], x4));
+          }
         }
       }
       for (int p = 0; p < NP; ++p) {

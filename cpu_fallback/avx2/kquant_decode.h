@@ -17,7 +17,9 @@ namespace xelm::cpu::avx2 {
 // Q2_K: elements 128*half + 32*shift + l (l < 32) of block b into q[shift], values 0..3.
 inline void decode_q2_k_half(const quant::block_q2_K& b, int half, __m256i q[4]) {
   const __m256i qs = load256(b.qs + 32 * half);
-  for (int shift = 0; shift < 4; ++shift) q[shift] = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
+  for (int shift = 0; shift < 4; ++shift) {
+    q[shift] = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
+  }
 }
 
 // Q3_K: the same elements into q[shift], values 0..7 (value q - 4): two low bits from qs, the third
