@@ -312,8 +312,9 @@ TEST_F(CpuAvx2Model, GreedyTokensMatchReferenceOnF16) {
   SKIP_WITHOUT_AVX2();
   const std::unique_ptr<Model> model = make_model(GgmlType::F16);
   const std::unique_ptr<Backend> ref = cpu::make_reference_backend(), fast = cpu::make_avx2_backend(2);
-  // Prompt in batches of 5 on the AVX2 side, so the tiled (multi-row) kernels run too.
-  auto t_ref = make_transformer(*model, *ref, 512), t_fast = make_transformer(*model, *fast, 5);
+  // The 13-token prompt in batches of 9 on the AVX2 side: the first batch takes the panel kernels
+  // (>= 8 rows), the remaining 4 rows the tiled dot kernels.
+  auto t_ref = make_transformer(*model, *ref, 512), t_fast = make_transformer(*model, *fast, 9);
   std::vector<float> l_ref = t_ref->eval(prompt_), l_fast = t_fast->eval(prompt_);
   for (int step = 0; step < 40; ++step) {
     const int32_t next_ref = argmax(l_ref), next_fast = argmax(l_fast);
