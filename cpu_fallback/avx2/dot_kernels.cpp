@@ -158,7 +158,9 @@ inline void accumulate_16_sub_blocks(DecodeHalf decode_half, __m256i scales16, c
   for (int half = 0; half < 2; ++half) {
     __m256i q[4];
     decode_half(half, q);
-    const __m256i half_scales = _mm256_permute2x128_si256(scales16, scales16, half == 0 ? 0x00 : 0x11);
+    // (Two calls: the selector must be an immediate even in unoptimised builds.)
+    const __m256i half_scales = half == 0 ? _mm256_permute2x128_si256(scales16, scales16, 0x00)
+                                          : _mm256_permute2x128_si256(scales16, scales16, 0x11);
     for (int c = 0; c < 4; ++c) {
       const __m256i sc = _mm256_shuffle_epi8(half_scales, kBroadcastPair[c]);
       for (int r = 0; r < NR; ++r) {
