@@ -288,9 +288,11 @@ class Avx2Backend final : public HostBackend {
         const int64_t kv_head = item % shape.n_head_kv;
         const int64_t t_end = std::min(q.rows(), t0 + kQueryTile);
         const int64_t n_slots = (t_end - t0) * group;
-        for (int64_t slot = 0; slot < n_slots; ++slot) {
-          q_of_slot[static_cast<size_t>(slot)] = act(q).row(t0 + slot / group) + (kv_head * group + slot % group) * d;
-        }
+        // Slot s is query row t0 + s / group, head kv_head * group + s % group: its d values in q or out.
+        auto head_of_slot = [&](auto& a, int64_t slot) {
+          return act(a).row(t0 + slot / group) + (kv_head * group + slot % group) * d;
+        };
+        for (int64_t slot = 0; slot < n_slots; ++slot) q_of_slot[static_cast<size_t>(slot)] = head_of_slot(q, slot);
         std::fill(acc.begin(), acc.end(), 0.0f);
         std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
         std::fill(denom.begin(), denom.end(), 0.0f);
@@ -309,7 +311,7 @@ class Avx2Backend final : public HostBackend {
         for (int64_t slot = 0; slot < n_slots; ++slot) {
           const float inv = 1.0f / denom[static_cast<size_t>(slot)];
           const float* a = acc.data() + slot * d;
-          float* o = act(out).row(t0 + slot / group) + (kv_head * group + slot % group) * d;
+          float* o = head_of_slot(out, slot);
           for (int64_t i = 0; i < d; ++i) o[i] = a[i] * inv;
         }
       }

@@ -66,19 +66,13 @@ struct Q4_1Weights {
 struct Q5_0Weights {
   using Block = block_q5_0;
   static constexpr bool kSigned = true;
-  static __m256i decode(const Block& b) {
-    const __m256i high = _mm256_and_si256(bytes_from_bits_32(b.qh), _mm256_set1_epi8(0x10));
-    return _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles_16(b.qs), high), _mm256_set1_epi8(16));
-  }
+  static __m256i decode(const Block& b) { return _mm256_sub_epi8(unpack_q5_32(b.qs, b.qh), _mm256_set1_epi8(16)); }
   static float offset(const Block&) { return 0.0f; }
 };
 struct Q5_1Weights {
   using Block = block_q5_1;
   static constexpr bool kSigned = false;
-  static __m256i decode(const Block& b) {
-    const __m256i high = _mm256_and_si256(bytes_from_bits_32(b.qh), _mm256_set1_epi8(0x10));
-    return _mm256_or_si256(unpack_nibbles_16(b.qs), high);
-  }
+  static __m256i decode(const Block& b) { return unpack_q5_32(b.qs, b.qh); }
   static float offset(const Block& b) { return half_to_float(b.m); }
 };
 struct Q8_0Weights {
@@ -171,6 +165,18 @@ inline void accumulate_16_sub_blocks(DecodeHalf decode_half, __m256i scales16, c
   }
 }
 
+// Q2_K, Q4_K and Q5_K: acc += d * sumi - dmin * Σ_j m_j * bsum_j, with mins16 the min of each of the
+// 16 bsums (Q4_K/Q5_K's 8 mins duplicated).
+template <int NR>
+inline void accumulate_min_block(__m256i sumi[NR], __m256i mins16, float d, float dmin, const block_q8_K* const xb[NR],
+                                 __m256 acc[NR]) {
+  for (int r = 0; r < NR; ++r) {
+    const __m256i min_sum = _mm256_madd_epi16(load256(xb[r]->bsums), mins16);
+    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * xb[r]->d), acc[r]);
+    acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_set1_ps(dmin * xb[r]->d), acc[r]);
+  }
+}
+
 struct Q2_KStep {
   using Block = block_q2_K;
   template <int NR>
@@ -181,12 +187,7 @@ struct Q2_KStep {
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q2_k_half(b, half, q); }, scales16, xb, sumi);
-    const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
-    for (int r = 0; r < NR; ++r) {
-      const __m256i min_sum = _mm256_madd_epi16(load256(xb[r]->bsums), mins16);
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * xb[r]->d), acc[r]);
-      acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_set1_ps(dmin * xb[r]->d), acc[r]);
-    }
+    accumulate_min_block<NR>(sumi, mins16, half_to_float(b.d), half_to_float(b.dmin), xb, acc);
   }
 };
 
@@ -240,12 +241,7 @@ struct Q45_KStep {
         sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(dot_low, dot_high));
       }
     }
-    const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
-    for (int r = 0; r < NR; ++r) {
-      const __m256i min_sum = _mm256_madd_epi16(load256(xb[r]->bsums), mins16);
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * xb[r]->d), acc[r]);
-      acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_set1_ps(dmin * xb[r]->d), acc[r]);
-    }
+    accumulate_min_block<NR>(sumi, mins16, half_to_float(b.d), half_to_float(b.dmin), xb, acc);
   }
 };
 

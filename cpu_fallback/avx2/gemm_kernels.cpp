@@ -133,10 +133,8 @@ struct Q45_KPanel {
     for (int p = 0; p < 4; ++p) decode_q45_k_pair<Block, kHighBits>(b, p, q[2 * p], q[2 * p + 1]);
   }
   static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
-    uint32_t unpacked[4];
-    unpack_k_scales(b.scales, unpacked);
     uint8_t scales_mins[16];  // scales 0..7, mins 0..7
-    std::memcpy(scales_mins, unpacked, sizeof(scales_mins));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(scales_mins), unpack_k_scales_128(b.scales));
     for (int j = 0; j < kSubBlocks; ++j) {
       out.scales[j][r] = scales_mins[j];
       out.corr[2 * j][r] = out.corr[2 * j + 1][r] = scales_mins[8 + j];
@@ -365,19 +363,16 @@ struct Q4_1Panel {
   static __m256i quants(const Block& b) { return unpack_nibbles_16(b.qs); }
   static float offset(const Block& b) { return half_to_float(b.m); }
 };
-inline __m256i q5_quants(const uint8_t* qs, const uint8_t* qh) {
-  return _mm256_or_si256(unpack_nibbles_16(qs), _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10)));
-}
 struct Q5_0Panel {
   using Block = block_q5_0;
   static constexpr int kGroupsPerSum = 4;  // 4 * 2*31*127 = 31496
-  static __m256i quants(const Block& b) { return q5_quants(b.qs, b.qh); }
+  static __m256i quants(const Block& b) { return unpack_q5_32(b.qs, b.qh); }
   static float offset(const Block& b) { return -16.0f * half_to_float(b.d); }
 };
 struct Q5_1Panel {
   using Block = block_q5_1;
   static constexpr int kGroupsPerSum = 4;
-  static __m256i quants(const Block& b) { return q5_quants(b.qs, b.qh); }
+  static __m256i quants(const Block& b) { return unpack_q5_32(b.qs, b.qh); }
   static float offset(const Block& b) { return half_to_float(b.m); }
 };
 

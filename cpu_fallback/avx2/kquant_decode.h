@@ -46,20 +46,11 @@ inline __m128i unpack_q3_k_scales(const uint8_t* packed) {
   return _mm_sub_epi8(scales, _mm_set1_epi8(32));
 }
 
-// Q4_K / Q5_K 6-bit scales and mins of the 8 sub-blocks of 32, unpacked with 32-bit masks:
-// out[0..1] = scales 0..7 (one byte each), out[2..3] = mins 0..7.
-inline void unpack_k_scales(const uint8_t* packed, uint32_t out[4]) {
-  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
-  uint32_t in[3];
-  std::memcpy(in, packed, sizeof(in));
-  out[0] = in[0] & kLow6;
-  out[1] = (in[2] & kLow4) | (((in[0] >> 6) & kLow2) << 4);
-  out[2] = in[1] & kLow6;
-  out[3] = ((in[2] >> 4) & kLow4) | (((in[1] >> 6) & kLow2) << 4);
-}
-
-// The same in a vector: bytes 0..7 = scales, 8..15 = mins. Reads 16 bytes at `packed` (the 12 bytes
-// of scales and 4 bytes after them, still inside a Q4_K / Q5_K block).
+// Q4_K / Q5_K 6-bit scales and mins of the 8 sub-blocks of 32, as bytes: 0..7 = scales, 8..15 = mins.
+// Reads 16 bytes at `packed` (the 12 bytes of scales and 4 bytes after them, still inside a Q4_K /
+// Q5_K block). In the 32-bit words in0..in2 of `packed`, bytewise:
+//   scales 0-3 = in0 & 0x3f,                  mins 0-3 = in1 & 0x3f,
+//   scales 4-7 = in2 & 0x0f | (in0 >> 6) << 4, mins 4-7 = (in2 >> 4) & 0x0f | (in1 >> 6) << 4.
 inline __m128i unpack_k_scales_128(const uint8_t* packed) {
   alignas(16) static constexpr uint32_t kShifts[4] = {0, 0, 0, 4};
   alignas(16) static constexpr uint32_t kLowMasks[4] = {0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f};

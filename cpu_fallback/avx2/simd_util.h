@@ -70,7 +70,6 @@ struct BF16Weights {
   }
 };
 
-
 // Logical right shift of each 16-bit lane by a run-time bit count.
 inline __m256i shift_right16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(bits)); }
 
@@ -91,6 +90,12 @@ inline __m256i bytes_from_bits_32(const uint8_t* p) {
       _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
   const __m256i with_other_bits = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
   return _mm256_cmpeq_epi8(with_other_bits, _mm256_set1_epi64x(-1));
+}
+
+// The 32 unsigned 5-bit quants of a Q5_0 / Q5_1 block in element order: the nibbles of qs, plus 16
+// where bit j of qh is set.
+inline __m256i unpack_q5_32(const uint8_t* qs, const uint8_t* qh) {
+  return _mm256_or_si256(unpack_nibbles_16(qs), _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10)));
 }
 
 // Pairwise sums of unsigned(u) * signed(s) bytes, widened to 8 int32 lanes.
