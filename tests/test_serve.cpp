@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -114,15 +115,18 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-int request_counter = 0;
+std::atomic<int> request_counter{0};
 
 // curl METHOD URL with `body` (sent from a file, so any bytes go through), extra curl flags in `extra`.
 HttpReply curl(const test::ScratchDir& dir, const std::string& method, const std::string& url, const std::string& body = "",
                const std::string& extra = "") {
   // (strings are appended piece by piece: GCC 12 warns falsely (-Wrestrict) about "literal" + std::string)
+  // One number per request, taken once: concurrent requests (ConcurrentClientsAreServedInTurn) must
+  // not share a body or reply file.
+  const std::string id = std::to_string(request_counter.fetch_add(1));
   std::string body_name = "request", out_name = "reply";
-  body_name.append(std::to_string(request_counter)).append(".json");
-  out_name.append(std::to_string(request_counter++)).append(".txt");
+  body_name.append(id).append(".json");
+  out_name.append(id).append(".txt");
   const std::string body_path = dir.file(body_name), out_path = dir.file(out_name);
   std::string command = "curl -sS -N -o " + out_path + " -w '%{http_code}' -X " + method + " " + extra;
   if (!body.empty()) {
