@@ -14,54 +14,54 @@ void ProfilingBackend::timed(const char* op_name, Op&& op) {
   ++entry.calls;
 }
 
-void ProfilingBackend::write(Activation& dst, std::span<const float> src) {
+void ProfilingBackend::do_write(Activation& dst, std::span<const float> src) {
   timed("write", [&] { inner_.write(dst, src); });
 }
-void ProfilingBackend::read(const Activation& src, std::span<float> dst) {
+void ProfilingBackend::do_read(const Activation& src, std::span<float> dst) {
   timed("read", [&] { inner_.read(src, dst); });
 }
-void ProfilingBackend::copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) {
+void ProfilingBackend::do_copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) {
   timed("copy_rows", [&] { inner_.copy_rows(src, src_row, dst, dst_row, n); });
 }
-void ProfilingBackend::get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) {
+void ProfilingBackend::do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) {
   timed("get_rows", [&] { inner_.get_rows(table, tokens, out); });
 }
-void ProfilingBackend::rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) {
+void ProfilingBackend::do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) {
   timed("rms_norm", [&] { inner_.rms_norm(x, weight, eps, out); });
 }
-void ProfilingBackend::matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) {
+void ProfilingBackend::do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) {
   timed("matmul", [&] { inner_.matmul(w, x, y, bias); });
 }
-void ProfilingBackend::rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
+void ProfilingBackend::do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
   timed("rope", [&] { inner_.rope(x, n_heads, head_dim, pos0, freq_base); });
 }
-void ProfilingBackend::store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
+void ProfilingBackend::do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
   timed("store_kv", [&] { inner_.store_kv(cache, k, v, pos0); });
 }
-void ProfilingBackend::attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0,
-                                 const AttentionShape& shape, Activation& out) {
+void ProfilingBackend::do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0,
+                                    const AttentionShape& shape, Activation& out) {
   timed("attention", [&] { inner_.attention(q, cache, pos0, shape, out); });
 }
-void ProfilingBackend::swiglu(const Activation& gate, const Activation& up, Activation& out) {
+void ProfilingBackend::do_swiglu(const Activation& gate, const Activation& up, Activation& out) {
   timed("swiglu", [&] { inner_.swiglu(gate, up, out); });
 }
-void ProfilingBackend::add(Activation& x, const Activation& y) {
+void ProfilingBackend::do_add(Activation& x, const Activation& y) {
   timed("add", [&] { inner_.add(x, y); });
 }
-void ProfilingBackend::norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
-                                   std::span<const Product> products) {
+void ProfilingBackend::do_norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                                      std::span<const Product> products) {
   timed("norm_matmul", [&] { inner_.norm_matmul(x, norm, eps, h, products); });
 }
-void ProfilingBackend::rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                                     const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
-                                     const AttentionShape& shape, float freq_base) {
+void ProfilingBackend::do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
+                                        const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                                        const AttentionShape& shape, float freq_base) {
   timed("rope_store_kv", [&] { inner_.rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base); });
 }
-void ProfilingBackend::matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {
+void ProfilingBackend::do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {
   timed("matmul_add", [&] { inner_.matmul_add(w, a, x, scratch); });
 }
-void ProfilingBackend::norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
-                                   const Weight& w_up, Activation& h, Activation& up, Activation& out) {
+void ProfilingBackend::do_norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
+                                      const Weight& w_up, Activation& h, Activation& up, Activation& out) {
   timed("norm_swiglu", [&] { inner_.norm_swiglu(x, norm, eps, w_gate, w_up, h, up, out); });
 }
 

@@ -32,29 +32,32 @@ class ProfilingBackend : public Backend {
   std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, GgmlType type) override {
     return inner_.new_kv_cache(n_ctx, n_head_kv, head_dim, type);
   }
-  void write(Activation& dst, std::span<const float> src) override;
-  void read(const Activation& src, std::span<float> dst) override;
-  void copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) override;
-  void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override;
-  void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override;
-  void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override;
-  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override;
-  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override;
-  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
-                 Activation& out) override;
-  void swiglu(const Activation& gate, const Activation& up, Activation& out) override;
-  void add(Activation& x, const Activation& y) override;
   void synchronize() override { inner_.synchronize(); }
+
+ protected:
+  // Each op forwards to the inner backend's public op (which checks it).
+  void do_write(Activation& dst, std::span<const float> src) override;
+  void do_read(const Activation& src, std::span<float> dst) override;
+  void do_copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) override;
+  void do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override;
+  void do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override;
+  void do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override;
+  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override;
+  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override;
+  void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                    Activation& out) override;
+  void do_swiglu(const Activation& gate, const Activation& up, Activation& out) override;
+  void do_add(Activation& x, const Activation& y) override;
   // Fused ops are forwarded whole (timed under their own names), so the inner backend's fused
   // kernels run as they would unprofiled.
-  void norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
-                   std::span<const Product> products) override;
-  void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm, const Weight* k_norm,
-                     float eps, KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
-                     float freq_base) override;
-  void matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) override;
-  void norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate, const Weight& w_up,
-                   Activation& h, Activation& up, Activation& out) override;
+  void do_norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                      std::span<const Product> products) override;
+  void do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm, const Weight* k_norm,
+                        float eps, KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                        float freq_base) override;
+  void do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) override;
+  void do_norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate, const Weight& w_up,
+                      Activation& h, Activation& up, Activation& out) override;
 
  private:
   template <typename Op>

@@ -40,6 +40,7 @@
 #include "host/build_options.h"
 #include "host/program_cache.h"
 #include "runtime/error.h"
+#include "runtime/rope.h"
 
 namespace xelm::opencl {
 namespace {
@@ -261,21 +262,6 @@ class OpenClBackendImpl final : public OpenClBackend {
                                        new_buffer(bytes, "KV cache"));
   }
 
-  void write(Activation& dst, std::span<const float> src) override {
-    flush_pending_add();
-    if (static_cast<int64_t>(src.size()) != dst.rows() * dst.cols()) throw Error("internal: write size mismatch");
-    upload(buf(dst), src.data(), src.size_bytes());
-  }
-
-  void read(const Activation& src, std::span<float> dst) override {
-    flush_pending_add();
-    if (static_cast<int64_t>(dst.size()) != src.rows() * src.cols()) throw Error("internal: read size mismatch");
-    guarded("read", [&] { queue_.enqueueReadBuffer(buf(src), CL_TRUE, 0, dst.size_bytes(), dst.data()); });
-    ++counters_.blocking_syncs;
-    counters_.bytes_from_device += dst.size_bytes();
-    staging_.clear();
-  }
-
   void synchronize() override {
     flush_pending_add();
     guarded("finish", [&] { queue_.finish(); });
@@ -283,11 +269,22 @@ class OpenClBackendImpl final : public OpenClBackend {
     staging_.clear();
   }
 
-  void copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) override {
+ protected:
+  void do_write(Activation& dst, std::span<const float> src) override {
     flush_pending_add();
-    if (src.cols() != dst.cols() || src_row + n > src.rows() || dst_row + n > dst.rows()) {
-      throw Error("internal: copy_rows out of range");
-    }
+    upload(buf(dst), src.data(), src.size_bytes());
+  }
+
+  void do_read(const Activation& src, std::span<float> dst) override {
+    flush_pending_add();
+    guarded("read", [&] { queue_.enqueueReadBuffer(buf(src), CL_TRUE, 0, dst.size_bytes(), dst.data()); });
+    ++counters_.blocking_syncs;
+    counters_.bytes_from_device += dst.size_bytes();
+    staging_.clear();
+  }
+
+  void do_copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) override {
+    flush_pending_add();
     const size_t row = static_cast<size_t>(src.cols()) * sizeof(float);
     guarded("copy_rows", [&] {
       queue_.enqueueCopyBuffer(buf(src), buf(dst), static_cast<size_t>(src_row) * row,
@@ -296,12 +293,9 @@ class OpenClBackendImpl final : public OpenClBackend {
     ++counters_.buffer_copies;
   }
 
-  void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override {
+  void do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override {
     flush_pending_add();
     const ClWeight& w = wt(table);
-    if (out.cols() != w.in_features() || static_cast<int64_t>(tokens.size()) != out.rows()) {
-      throw Error("internal: get_rows shape mismatch");
-    }
     const cl::Buffer& token_buffer = reserve(token_buffer_, tokens.size_bytes(), "token ids");
     upload(token_buffer, tokens.data(), tokens.size_bytes());
     const std::string kernel = "kernel_get_rows_" + kernel_type_name(table.type()) + "_f32";
@@ -313,10 +307,8 @@ class OpenClBackendImpl final : public OpenClBackend {
   }
 
   // A pending `x += y` on this x is fused into the norm (one launch instead of two).
-  void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override {
-    check_same_shape(x, out, "rms_norm");
+  void do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override {
     const int64_t group = weight.in_features();
-    if (group == 0 || x.cols() % group != 0) throw Error("internal: rms_norm weight does not divide the row");
     const size_t wg = static_cast<size_t>(norm_wg());
     const cl::NDRange global(wg * static_cast<size_t>(x.cols() / group), static_cast<size_t>(x.rows()));
     if (pending_add_ && (*pending_add_)() == buf(x)() && buf(out)() != buf(x)() &&
@@ -333,12 +325,8 @@ class OpenClBackendImpl final : public OpenClBackend {
            cl_int(group), cl_float(eps));
   }
 
-  void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override {
+  void do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override {
     flush_pending_add();
-    if (x.cols() != w.in_features() || y.cols() != w.out_features() || x.rows() != y.rows()) {
-      throw Error(fmt::format("internal: matmul '{}' [{}, {}] with x [{}, {}] -> y [{}, {}]", w.info().name,
-                              w.in_features(), w.out_features(), x.rows(), x.cols(), y.rows(), y.cols()));
-    }
     const ClWeight& cw = wt(w);
     if (gemm_min_tokens_ > 0 && x.rows() >= gemm_min_tokens_ && gemm_matmul(cw, x, y, bias)) return;
     const bool int8 = fast_.int8 && (w.type() == GgmlType::Q8_0 || w.type() == GgmlType::Q4_0);
@@ -362,31 +350,27 @@ class OpenClBackendImpl final : public OpenClBackend {
     }
   }
 
-  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
+  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
     flush_pending_add();
     launch("kernel_rope_neox_f32",
            cl::NDRange(static_cast<size_t>(head_dim / 2), static_cast<size_t>(n_heads), static_cast<size_t>(x.rows())),
            cl::NullRange, buf(x), cl_int(x.cols()), cl_int(head_dim), cl_int(pos0), inv_freq(head_dim, freq_base));
   }
 
-  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
+  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
     flush_pending_add();
     auto& c = static_cast<ClKvCache&>(cache);
     const int64_t width = c.n_head_kv() * c.head_dim();
-    if (k.cols() != width || v.cols() != width || k.rows() != v.rows() || pos0 + k.rows() > c.n_ctx()) {
-      throw Error("internal: store_kv out of range");
-    }
     const int64_t items = c.type() == GgmlType::Q8_0 ? width / 32 : width;
     launch("kernel_store_kv_" + kernel_type_name(c.type()),
            cl::NDRange(static_cast<size_t>(items), static_cast<size_t>(k.rows())), cl::NullRange, buf(k), buf(v), c.k,
            c.v, cl_int(width), cl_int(pos0));
   }
 
-  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
-                 Activation& out) override {
+  void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                    Activation& out) override {
     flush_pending_add();
     const auto& c = static_cast<const ClKvCache&>(cache);
-    check_same_shape(q, out, "attention");
     const int64_t n_q = q.rows(), d = shape.head_dim;
     // Splits over the keys: enough work-groups to fill the device (flash decoding), none when the
     // query rows and heads already do.
@@ -415,17 +399,14 @@ class OpenClBackendImpl final : public OpenClBackend {
     }
   }
 
-  void swiglu(const Activation& gate, const Activation& up, Activation& out) override {
+  void do_swiglu(const Activation& gate, const Activation& up, Activation& out) override {
     flush_pending_add();
-    check_same_shape(gate, up, "swiglu");
-    check_same_shape(gate, out, "swiglu");
     launch("kernel_swiglu_f32", cl::NDRange(static_cast<size_t>(gate.rows() * gate.cols())), cl::NullRange, buf(gate),
            buf(up), buf(out));
   }
 
   // Deferred until the next op, which fuses it when that op is rms_norm of x (see rms_norm).
-  void add(Activation& x, const Activation& y) override {
-    check_same_shape(x, y, "add");
+  void do_add(Activation& x, const Activation& y) override {
     flush_pending_add();
     pending_add_ = buf(x);
     pending_add_y_ = buf(y);
@@ -433,10 +414,10 @@ class OpenClBackendImpl final : public OpenClBackend {
   }
 
   // Decode: one kernel_matvec_f32 launch for up to three products of one row; else the unfused ops.
-  void norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
-                   std::span<const Product> products) override {
-    if (!fused_ || x.rows() != 1 || norm.in_features() != x.cols() || !fusable(x, products)) {
-      Backend::norm_matmul(x, norm, eps, h, products);
+  void do_norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                      std::span<const Product> products) override {
+    if (!fused_ || x.rows() != 1 || !fusable(x, products)) {
+      Backend::do_norm_matmul(x, norm, eps, h, products);
       return;
     }
     flush_pending_add();
@@ -444,19 +425,13 @@ class OpenClBackendImpl final : public OpenClBackend {
   }
 
   // Any batch: one kernel_rope_store_<kv> launch (Q8_0 caches need heads of whole 32-element blocks).
-  void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm, const Weight* k_norm,
-                     float eps, KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
-                     float freq_base) override {
+  void do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
+                        const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                        const AttentionShape& shape, float freq_base) override {
     auto& c = static_cast<ClKvCache&>(cache);
-    const int64_t d = shape.head_dim, kv_width = shape.n_head_kv * d;
-    const bool fits = fused_ && q.cols() == shape.n_head * d && k.cols() == kv_width && v.cols() == kv_width &&
-                      q.rows() == k.rows() && k.rows() == v.rows() && c.head_dim() == d &&
-                      c.n_head_kv() == shape.n_head_kv && pos0 + k.rows() <= c.n_ctx() &&
-                      (q_norm == nullptr || q_norm->in_features() == d) &&
-                      (k_norm == nullptr || k_norm->in_features() == d) &&
-                      (c.type() != GgmlType::Q8_0 || d % 32 == 0);
-    if (!fits) {
-      Backend::rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base);
+    const int64_t d = shape.head_dim;
+    if (!fused_ || (c.type() == GgmlType::Q8_0 && d % 32 != 0)) {
+      Backend::do_rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base);
       return;
     }
     flush_pending_add();
@@ -470,10 +445,10 @@ class OpenClBackendImpl final : public OpenClBackend {
   }
 
   // Decode: the product adds itself into x (one kernel_matvec_f32 launch); else matmul, then add.
-  void matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) override {
+  void do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) override {
     const Product product{&w, nullptr, &x};
     if (!fused_ || a.rows() != 1 || !fusable(a, std::span<const Product>(&product, 1))) {
-      Backend::matmul_add(w, a, x, scratch);
+      Backend::do_matmul_add(w, a, x, scratch);
       return;
     }
     flush_pending_add();
@@ -481,13 +456,12 @@ class OpenClBackendImpl final : public OpenClBackend {
   }
 
   // Decode with gate and up of one type: one kernel_norm_swiglu_f32 launch; else the unfused ops.
-  void norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate, const Weight& w_up,
-                   Activation& h, Activation& up, Activation& out) override {
+  void do_norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
+                      const Weight& w_up, Activation& h, Activation& up, Activation& out) override {
     const Product gate{&w_gate, nullptr, &out};
-    if (!fused_ || x.rows() != 1 || norm.in_features() != x.cols() || w_gate.type() != w_up.type() ||
-        w_gate.out_features() != w_up.out_features() || !fusable(x, std::span<const Product>(&gate, 1)) ||
-        wt(w_up).pieces.size() != 1 || w_up.in_features() != x.cols()) {
-      Backend::norm_swiglu(x, norm, eps, w_gate, w_up, h, up, out);
+    if (!fused_ || x.rows() != 1 || w_gate.type() != w_up.type() || !fusable(x, std::span<const Product>(&gate, 1)) ||
+        wt(w_up).pieces.size() != 1) {
+      Backend::do_norm_swiglu(x, norm, eps, w_gate, w_up, h, up, out);
       return;
     }
     flush_pending_add();
@@ -585,16 +559,11 @@ class OpenClBackendImpl final : public OpenClBackend {
     launch("kernel_add_f32", cl::NDRange(pending_add_elements_), cl::NullRange, x, y);
   }
 
-  // Whether kernel_matvec_f32 can compute these products of the one row of x: 1 to 3 weights, each
-  // one buffer (not split by rows), of the input's width, into one-row outputs that are not x.
+  // Whether kernel_matvec_f32 can compute these products of x (shapes are checked by Backend): each
+  // weight one buffer (not split by rows), each output another buffer than x.
   bool fusable(const Activation& x, std::span<const Product> products) const {
-    if (products.empty() || products.size() > 3) return false;
     for (const Product& p : products) {
-      if (wt(*p.weight).pieces.size() != 1 || p.weight->in_features() != x.cols() || p.out->rows() != 1 ||
-          p.out->cols() != p.weight->out_features() || buf(*p.out)() == buf(x)() ||
-          (p.bias != nullptr && p.bias->in_features() != p.weight->out_features())) {
-        return false;
-      }
+      if (wt(*p.weight).pieces.size() != 1 || buf(*p.out)() == buf(x)()) return false;
     }
     return true;
   }
@@ -717,14 +686,11 @@ class OpenClBackendImpl final : public OpenClBackend {
     kernel_events_.clear();
   }
 
-  // inv_freq[i] = freq_base^(-2i / head_dim), computed as the reference backend does.
+  // The RoPE frequencies every backend uses (runtime/rope.h), uploaded once per (head_dim, base).
   const cl::Buffer& inv_freq(int64_t head_dim, float freq_base) {
     auto& slot = inv_freq_[{head_dim, freq_base}];
     if (slot() == nullptr) {
-      std::vector<float> values(static_cast<size_t>(head_dim / 2));
-      for (size_t i = 0; i < values.size(); ++i) {
-        values[i] = std::pow(freq_base, -2.0f * static_cast<float>(i) / static_cast<float>(head_dim));
-      }
+      std::vector<float> values = rope_inv_freq(head_dim, freq_base);
       guarded("rope table", [&] {
         slot = cl::Buffer(context_, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, values.size() * sizeof(float),
                           values.data());

@@ -1,5 +1,5 @@
-// backend.cpp — the non-virtual helpers of the backend interface and the default (unfused)
-// implementations of its fused ops.
+// backend.cpp — the checked public ops of the backend interface (every shape and range check lives
+// here, once) and the default (unfused) implementations of its fused ops.
 #include "runtime/backend.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -7,6 +7,65 @@
 #include "runtime/error.h"
 
 namespace xelm {
+namespace {
+
+// Throws an "internal:" error naming the op when `ok` is false; `what` says which rule failed.
+void require(bool ok, const char* op, const std::string& what) {
+  if (!ok) throw Error(fmt::format("internal: {}: {}", op, what));
+}
+
+std::string shape(const Activation& a) { return fmt::format("[{}, {}]", a.rows(), a.cols()); }
+
+void require_same_shape(const Activation& a, const Activation& b, const char* op) {
+  require(a.rows() == b.rows() && a.cols() == b.cols(), op, fmt::format("{} and {} differ", shape(a), shape(b)));
+}
+
+// y = W · x (+ bias): x [n, in], y [n, out], bias [out].
+void require_product(const Weight& w, const Activation& x, const Activation& y, const Weight* bias, const char* op) {
+  require(x.cols() == w.in_features() && y.cols() == w.out_features() && x.rows() == y.rows(), op,
+          fmt::format("'{}' [{}, {}] with x {} -> y {}", w.info().name, w.in_features(), w.out_features(), shape(x),
+                      shape(y)));
+  require(bias == nullptr || bias->in_features() == w.out_features(), op,
+          fmt::format("bias of {} values for '{}' with {} outputs", bias != nullptr ? bias->in_features() : 0,
+                      w.info().name, w.out_features()));
+}
+
+// The norm weight's length divides the row: whole rows, or one group per head.
+void require_norm_groups(const Activation& x, const Weight& norm, const char* op) {
+  const int64_t group = norm.in_features();
+  require(group > 0 && x.cols() % group == 0, op,
+          fmt::format("norm weight of {} values does not divide rows of {}", group, x.cols()));
+}
+
+void require_rope(const Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, const char* op) {
+  require(head_dim > 0 && head_dim % 2 == 0 && n_heads >= 0 && n_heads * head_dim <= x.cols() && pos0 >= 0, op,
+          fmt::format("{} heads of {} dims at position {} in rows {}", n_heads, head_dim, pos0, shape(x)));
+}
+
+// k and v [n, n_head_kv * head_dim] fit the cache at positions pos0 .. pos0 + n - 1.
+void require_kv_rows(const KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0,
+                     const char* op) {
+  const int64_t width = cache.n_head_kv() * cache.head_dim();
+  require(k.cols() == width && v.cols() == width && k.rows() == v.rows(), op,
+          fmt::format("k {} and v {} for a cache of width {}", shape(k), shape(v), width));
+  require(pos0 >= 0 && pos0 + k.rows() <= cache.n_ctx(), op,
+          fmt::format("positions {}..{} outside the cache's {}", pos0, pos0 + k.rows() - 1, cache.n_ctx()));
+}
+
+void require_attention_shape(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& s,
+                             const char* op) {
+  require(s.n_head > 0 && s.n_head_kv > 0 && s.n_head % s.n_head_kv == 0 && s.head_dim == cache.head_dim() &&
+              s.n_head_kv == cache.n_head_kv(),
+          op,
+          fmt::format("{} query heads over {} kv heads of {} dims, cache of {} kv heads of {} dims", s.n_head,
+                      s.n_head_kv, s.head_dim, cache.n_head_kv(), cache.head_dim()));
+  require(q.cols() == s.n_head * s.head_dim, op,
+          fmt::format("q {} for {} heads of {} dims", shape(q), s.n_head, s.head_dim));
+  require(pos0 >= 0 && pos0 + q.rows() <= cache.n_ctx(), op,
+          fmt::format("positions {}..{} outside the cache's {}", pos0, pos0 + q.rows() - 1, cache.n_ctx()));
+}
+
+}  // namespace
 
 void Activation::set_rows(int64_t rows) {
   if (rows < 1 || rows > capacity_) {
@@ -15,22 +74,126 @@ void Activation::set_rows(int64_t rows) {
   rows_ = rows;
 }
 
-void check_same_shape(const Activation& a, const Activation& b, const char* op) {
-  if (a.rows() != b.rows() || a.cols() != b.cols()) {
-    throw Error(fmt::format("internal: {} on [{}, {}] and [{}, {}]", op, a.rows(), a.cols(), b.rows(), b.cols()));
+void Backend::write(Activation& dst, std::span<const float> src) {
+  require(static_cast<int64_t>(src.size()) == dst.rows() * dst.cols(), "write",
+          fmt::format("{} floats into {}", src.size(), shape(dst)));
+  do_write(dst, src);
+}
+
+void Backend::read(const Activation& src, std::span<float> dst) {
+  require(static_cast<int64_t>(dst.size()) == src.rows() * src.cols(), "read",
+          fmt::format("{} into {} floats", shape(src), dst.size()));
+  do_read(src, dst);
+}
+
+void Backend::copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) {
+  require(src.cols() == dst.cols() && n >= 0 && src_row >= 0 && dst_row >= 0 && src_row + n <= src.rows() &&
+              dst_row + n <= dst.rows(),
+          "copy_rows",
+          fmt::format("{} rows from row {} of {} to row {} of {}", n, src_row, shape(src), dst_row, shape(dst)));
+  do_copy_rows(src, src_row, dst, dst_row, n);
+}
+
+void Backend::get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) {
+  require(out.cols() == table.in_features() && static_cast<int64_t>(tokens.size()) == out.rows(), "get_rows",
+          fmt::format("{} tokens of '{}' ({} values) into {}", tokens.size(), table.info().name, table.in_features(),
+                      shape(out)));
+  for (const int32_t token : tokens) {
+    require(token >= 0 && token < table.out_features(), "get_rows",
+            fmt::format("row {} of '{}' with {} rows", token, table.info().name, table.out_features()));
   }
+  do_get_rows(table, tokens, out);
+}
+
+void Backend::rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) {
+  require_same_shape(x, out, "rms_norm");
+  require_norm_groups(x, weight, "rms_norm");
+  do_rms_norm(x, weight, eps, out);
+}
+
+void Backend::matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) {
+  require_product(w, x, y, bias, "matmul");
+  do_matmul(w, x, y, bias);
+}
+
+void Backend::rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
+  require_rope(x, n_heads, head_dim, pos0, "rope");
+  do_rope(x, n_heads, head_dim, pos0, freq_base);
+}
+
+void Backend::store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
+  require_kv_rows(cache, k, v, pos0, "store_kv");
+  do_store_kv(cache, k, v, pos0);
+}
+
+void Backend::attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                        Activation& out) {
+  require_same_shape(q, out, "attention");
+  require_attention_shape(q, cache, pos0, shape, "attention");
+  do_attention(q, cache, pos0, shape, out);
+}
+
+void Backend::swiglu(const Activation& gate, const Activation& up, Activation& out) {
+  require_same_shape(gate, up, "swiglu");
+  require_same_shape(gate, out, "swiglu");
+  do_swiglu(gate, up, out);
+}
+
+void Backend::add(Activation& x, const Activation& y) {
+  require_same_shape(x, y, "add");
+  do_add(x, y);
 }
 
 void Backend::norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
                           std::span<const Product> products) {
-  if (products.empty() || products.size() > 3) throw Error("internal: norm_matmul takes 1 to 3 products");
-  rms_norm(x, norm, eps, h);
-  for (const Product& p : products) matmul(*p.weight, h, *p.out, p.bias);
+  require(!products.empty() && products.size() <= 3, "norm_matmul", "takes 1 to 3 products");
+  require_same_shape(x, h, "norm_matmul");
+  require(norm.in_features() == x.cols(), "norm_matmul",
+          fmt::format("norm weight of {} values for rows of {}", norm.in_features(), x.cols()));
+  for (const Product& p : products) require_product(*p.weight, x, *p.out, p.bias, "norm_matmul");
+  do_norm_matmul(x, norm, eps, h, products);
 }
 
 void Backend::rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
                             const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
                             const AttentionShape& shape, float freq_base) {
+  require_kv_rows(cache, k, v, pos0, "rope_store_kv");
+  require_attention_shape(q, cache, pos0, shape, "rope_store_kv");
+  require(q.rows() == k.rows(), "rope_store_kv", fmt::format("q has {} rows, k {}", q.rows(), k.rows()));
+  for (const Weight* norm : {q_norm, k_norm}) {
+    require(norm == nullptr || norm->in_features() == shape.head_dim, "rope_store_kv",
+            fmt::format("per-head norm of {} values for heads of {}", norm != nullptr ? norm->in_features() : 0,
+                        shape.head_dim));
+  }
+  do_rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base);
+}
+
+void Backend::matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {
+  require_product(w, a, x, nullptr, "matmul_add");
+  require_same_shape(x, scratch, "matmul_add");
+  do_matmul_add(w, a, x, scratch);
+}
+
+void Backend::norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
+                          const Weight& w_up, Activation& h, Activation& up, Activation& out) {
+  require_same_shape(x, h, "norm_swiglu");
+  require(norm.in_features() == x.cols(), "norm_swiglu",
+          fmt::format("norm weight of {} values for rows of {}", norm.in_features(), x.cols()));
+  require_product(w_gate, x, out, nullptr, "norm_swiglu");
+  require_product(w_up, x, up, nullptr, "norm_swiglu");
+  require_same_shape(up, out, "norm_swiglu");
+  do_norm_swiglu(x, norm, eps, w_gate, w_up, h, up, out);
+}
+
+void Backend::do_norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                             std::span<const Product> products) {
+  rms_norm(x, norm, eps, h);
+  for (const Product& p : products) matmul(*p.weight, h, *p.out, p.bias);
+}
+
+void Backend::do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
+                               const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                               const AttentionShape& shape, float freq_base) {
   if (q_norm != nullptr) rms_norm(q, *q_norm, eps, q);
   if (k_norm != nullptr) rms_norm(k, *k_norm, eps, k);
   rope(q, shape.n_head, shape.head_dim, pos0, freq_base);
@@ -38,13 +201,13 @@ void Backend::rope_store_kv(Activation& q, Activation& k, const Activation& v, c
   store_kv(cache, k, v, pos0);
 }
 
-void Backend::matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {
+void Backend::do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {
   matmul(w, a, scratch, nullptr);
   add(x, scratch);
 }
 
-void Backend::norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
-                          const Weight& w_up, Activation& h, Activation& up, Activation& out) {
+void Backend::do_norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
+                             const Weight& w_up, Activation& h, Activation& up, Activation& out) {
   rms_norm(x, norm, eps, h);
   matmul(w_gate, h, out, nullptr);
   matmul(w_up, h, up, nullptr);

@@ -71,9 +71,6 @@ struct AttentionShape {
   int64_t head_dim;
 };
 
-// Throws an "internal:" error naming `op` unless a and b have the same rows and cols.
-void check_same_shape(const Activation& a, const Activation& b, const char* op);
-
 // One product of a fused op: out = weight · input (+ bias[o] when bias is set).
 struct Product {
   const Weight* weight;
@@ -81,6 +78,10 @@ struct Product {
   Activation* out;     // [rows, weight->out_features()]
 };
 
+// The ops a backend implements, behind one checked interface: each public op checks its shapes and
+// ranges once, here, and then calls the backend's protected do_<op> (as ggml checks an op where it is
+// built), so no backend repeats a check and none can forget one. A failed check is an "internal:"
+// xelm::Error naming the op: it means a caller bug, never bad user input.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -94,57 +95,85 @@ class Backend {
   // type: F32, F16 or Q8_0 (Q8_0 needs head_dim * n_head_kv to be a multiple of 32).
   virtual std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
                                                      GgmlType type) = 0;
-
-  // Host transfers of a whole activation (row-major, rows()*cols() floats).
-  virtual void write(Activation& dst, std::span<const float> src) = 0;
-  virtual void read(const Activation& src, std::span<float> dst) = 0;
-
-  // dst rows [dst_row, dst_row + n) = src rows [src_row, src_row + n); same column count.
-  virtual void copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n) = 0;
-  // out[t, :] = table row tokens[t] (dequantized). table: [n_embd, n_vocab].
-  virtual void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) = 0;
-  // out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight, for every group of weight.size()
-  // columns (a whole row for the block norms, each head for qwen3's q/k norm). out may alias x.
-  virtual void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) = 0;
-  // y[t, o] = sum_i x[t, i] * W[o, i] (+ bias[o] when given).
-  virtual void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) = 0;
-  // Rotary embedding, NEOX pairing (i, i + head_dim/2), in place, for `n_heads` heads per row;
-  // row t is at position pos0 + t.
-  virtual void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) = 0;
-  // Writes rows of k and v ([n, kv_dim]) at positions pos0 .. pos0+n-1.
-  virtual void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) = 0;
-  // Causal attention of q ([n, n_head*head_dim], row t at position pos0+t) over cache positions
-  // 0 .. pos0+t; softmax scaled by 1/sqrt(head_dim); GQA: query head h reads kv head h / (n_head/n_head_kv).
-  virtual void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
-                         Activation& out) = 0;
-  // out = silu(gate) * up, element-wise. out may alias gate.
-  virtual void swiglu(const Activation& gate, const Activation& up, Activation& out) = 0;
-  // x += y, element-wise.
-  virtual void add(Activation& x, const Activation& y) = 0;
   // Waits until all queued work is done (a no-op on synchronous backends).
   virtual void synchronize() {}
 
-  // Fused ops: what the forward pass calls. Each default runs the unfused ops above in the order the
-  // comment gives, so a backend overrides only what it can do in fewer launches (the OpenCL backend
-  // for decoded tokens); an override must agree with its default within the ops' tolerances.
+  // Host transfers of a whole activation (row-major, rows()*cols() floats).
+  void write(Activation& dst, std::span<const float> src);
+  void read(const Activation& src, std::span<float> dst);
+
+  // dst rows [dst_row, dst_row + n) = src rows [src_row, src_row + n); same column count.
+  void copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row, int64_t n);
+  // out[t, :] = table row tokens[t] (dequantized). table: [n_embd, n_vocab]; out [tokens.size(), n_embd].
+  void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out);
+  // out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight, for every group of weight.size()
+  // columns (a whole row for the block norms, each head for qwen3's q/k norm). out may alias x.
+  void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out);
+  // y[t, o] = sum_i x[t, i] * W[o, i] (+ bias[o] when given). x [n, in], y [n, out].
+  void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias);
+  // Rotary embedding, NEOX pairing (i, i + head_dim/2), in place, for the first `n_heads` heads of each
+  // row; row t is at position pos0 + t; angles from rope_inv_freq (runtime/rope.h).
+  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base);
+  // Writes rows of k and v ([n, n_head_kv * head_dim]) at positions pos0 .. pos0+n-1.
+  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0);
+  // Causal attention of q ([n, n_head*head_dim], row t at position pos0+t) over cache positions
+  // 0 .. pos0+t; softmax scaled by 1/sqrt(head_dim); GQA: query head h reads kv head h / (n_head/n_head_kv).
+  // out [n, n_head*head_dim].
+  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                 Activation& out);
+  // out = silu(gate) * up, element-wise. out may alias gate.
+  void swiglu(const Activation& gate, const Activation& up, Activation& out);
+  // x += y, element-wise.
+  void add(Activation& x, const Activation& y);
+
+  // Fused ops: what the forward pass calls. Each default (do_<op> in Backend) runs the unfused ops
+  // above in the order the comment gives, so a backend overrides only what it can do in fewer
+  // launches (the OpenCL backend for decoded tokens); an override must agree with its default within
+  // the ops' tolerances.
 
   // h = rms_norm(x) * norm (whole rows); then products[i].out = products[i].weight · h (+ bias) for 1 to 3
   // products of one input (q, k, v of an attention block, or the output head). h is scratch
   // [rows, cols of x]: an override may leave it unwritten.
-  virtual void norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
-                           std::span<const Product> products);
+  void norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                   std::span<const Product> products);
   // rms_norm(q) and rms_norm(k) per head (when q_norm / k_norm are given, qwen3), rope(q) and rope(k),
-  // then store_kv(cache, k, v, pos0). q and k are updated in place.
-  virtual void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                             const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
-                             const AttentionShape& shape, float freq_base);
+  // then store_kv(cache, k, v, pos0). q and k are updated in place. q [n, n_head*head_dim], k and v
+  // [n, n_head_kv*head_dim].
+  void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
+                     const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                     const AttentionShape& shape, float freq_base);
   // x += w · a (the residual add into an output product): matmul(w, a, scratch), add(x, scratch).
-  // scratch [rows, out_features] may be left unwritten by an override.
-  virtual void matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch);
+  // a [n, in], x and scratch [n, out]; scratch may be left unwritten by an override.
+  void matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch);
   // out = silu(w_gate · h) * (w_up · h), h = rms_norm(x) * norm: rms_norm, two matmuls, swiglu.
   // h [rows, cols of x] and up [rows, out_features] are scratch an override may leave unwritten.
-  virtual void norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
-                           const Weight& w_up, Activation& h, Activation& up, Activation& out);
+  void norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
+                   const Weight& w_up, Activation& h, Activation& up, Activation& out);
+
+ protected:
+  // The implementations: called only by the public op of the same name, after its checks passed.
+  virtual void do_write(Activation& dst, std::span<const float> src) = 0;
+  virtual void do_read(const Activation& src, std::span<float> dst) = 0;
+  virtual void do_copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row,
+                            int64_t n) = 0;
+  virtual void do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) = 0;
+  virtual void do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) = 0;
+  virtual void do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) = 0;
+  virtual void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) = 0;
+  virtual void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) = 0;
+  virtual void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0,
+                            const AttentionShape& shape, Activation& out) = 0;
+  virtual void do_swiglu(const Activation& gate, const Activation& up, Activation& out) = 0;
+  virtual void do_add(Activation& x, const Activation& y) = 0;
+  // The fused ops' defaults: the unfused public ops in the documented order.
+  virtual void do_norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
+                              std::span<const Product> products);
+  virtual void do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
+                                const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                                const AttentionShape& shape, float freq_base);
+  virtual void do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch);
+  virtual void do_norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
+                              const Weight& w_up, Activation& h, Activation& up, Activation& out);
 };
 
 }  // namespace xelm

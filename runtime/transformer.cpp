@@ -29,8 +29,8 @@ struct Transformer::BackendState {
   std::unique_ptr<Activation> k, v;   // [n, n_head_kv * head_dim]
   std::unique_ptr<Activation> attn;   // [n, n_head * head_dim]
   std::unique_ptr<Activation> proj;   // [n, n_embd] output of attn_output / ffn_down
-  std::unique_ptr<Activation> gate;   // [n, n_ff]
-  std::unique_ptr<Activation> up;     // [n, n_ff]
+  std::unique_ptr<Activation> ffn;    // [n, n_ff] the SwiGLU output silu(W_gate·h) * (W_up·h)
+  std::unique_ptr<Activation> up;     // [n, n_ff] scratch: W_up·h
   // [n, n_vocab] on the head backend only: one row until an all-logits eval needs n_batch rows
   // (n_batch × n_vocab floats is 300 MiB for Qwen's vocabulary at n_batch 512).
   std::unique_ptr<Activation> logits;
@@ -90,7 +90,7 @@ Transformer::BackendState& Transformer::state(Backend* backend) {
     slot->v = backend->new_activation(1, c.kv_dim());
     slot->attn = backend->new_activation(1, c.q_dim());
     slot->proj = backend->new_activation(1, c.n_embd);
-    slot->gate = backend->new_activation(1, c.n_ff);
+    slot->ffn = backend->new_activation(1, c.n_ff);
     slot->up = backend->new_activation(1, c.n_ff);
   }
   return *slot;
@@ -157,7 +157,7 @@ void Transformer::eval_batch(std::span<const int32_t> tokens, bool all_logits, s
   // Prolog: x[n, n_embd] = token_embd rows.
   Backend* b = placement_.embedding;
   for (auto& [backend, st] : states_) {
-    for (std::unique_ptr<Activation>* a : {&st->x, &st->h, &st->q, &st->k, &st->v, &st->attn, &st->proj, &st->gate, &st->up}) {
+    for (std::unique_ptr<Activation>* a : {&st->x, &st->h, &st->q, &st->k, &st->v, &st->attn, &st->proj, &st->ffn, &st->up}) {
       if ((*a)->capacity() < n) *a = backend->new_activation(n, (*a)->cols());
       (*a)->set_rows(n);
     }
@@ -183,8 +183,8 @@ void Transformer::eval_batch(std::span<const int32_t> tokens, bool all_logits, s
 
     // Feed-forward block: x += W_down · (silu(W_gate·h) * (W_up·h)), h = rms_norm(x).
     b->norm_swiglu(*s.x, weight(b, l.ffn_norm), eps, weight(b, l.w_gate), weight(b, l.w_up), *s.h, *s.up,
-                   *s.gate);                                           // gate[n, n_ff]
-    b->matmul_add(weight(b, l.w_down), *s.gate, *s.x, *s.proj);        // x[n, n_embd] += W_down·gate
+                   *s.ffn);                                            // ffn[n, n_ff]
+    b->matmul_add(weight(b, l.w_down), *s.ffn, *s.x, *s.proj);         // x[n, n_embd] += W_down·ffn
     if (layer_hook_) layer_hook_(il, b, false);
   }
 

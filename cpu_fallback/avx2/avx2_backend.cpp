@@ -13,9 +13,10 @@
 #include "cpu_fallback/avx2/kernels.h"
 #include "cpu_fallback/avx2/simd_util.h"
 #include "cpu_fallback/thread_pool.h"
-#include "cpu_fallback/host_backend.h"
+#include "cpu_fallback/cpu_backend_base.h"
 #include "runtime/error.h"
 #include "runtime/quant_blocks.h"
+#include "runtime/rope.h"
 
 namespace xelm::cpu {
 namespace {
@@ -124,7 +125,7 @@ float dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
-class Avx2Backend final : public HostBackend {
+class Avx2Backend final : public CpuBackendBase {
  public:
   explicit Avx2Backend(int n_threads) : pool_(n_threads) {}
 
@@ -142,8 +143,8 @@ class Avx2Backend final : public HostBackend {
     return std::make_unique<Avx2KvCache>(n_ctx, n_head_kv, head_dim, type);
   }
 
-
-  void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override {
+ protected:
+  void do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override {
     const Avx2Weight& w = wt(table);
     for (size_t t = 0; t < tokens.size(); ++t) {
       float* dst = act(out).row(static_cast<int64_t>(t));
@@ -155,11 +156,9 @@ class Avx2Backend final : public HostBackend {
     }
   }
 
-  void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override {
-    check_same_shape(x, out, "rms_norm");
+  void do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override {
     const std::vector<float>& w = wt(weight).dense;
     const int64_t group = static_cast<int64_t>(w.size());
-    if (group == 0 || x.cols() % group != 0) throw Error("internal: rms_norm weight does not divide the row");
     for_rows(x.rows(), x.cols(), [&](int64_t r) {
       const float* src = act(x).row(r);
       float* dst = act(out).row(r);
@@ -170,11 +169,7 @@ class Avx2Backend final : public HostBackend {
     });
   }
 
-  void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override {
-    if (x.cols() != w.in_features() || y.cols() != w.out_features() || x.rows() != y.rows()) {
-      throw Error(fmt::format("internal: matmul '{}' [{}, {}] with x [{}, {}] -> y [{}, {}]", w.info().name,
-                              w.in_features(), w.out_features(), x.rows(), x.cols(), y.rows(), y.cols()));
-    }
+  void do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override {
     const Avx2Weight& weight = wt(w);
     const int64_t n = x.rows(), in = w.in_features();
     const ActivationFormat format = avx2::activation_format(w.type());
@@ -218,15 +213,15 @@ class Avx2Backend final : public HostBackend {
     }, panels ? avx2::kPanelRows : 1);
   }
 
-  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
+  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
     const int64_t half = head_dim / 2, n = x.rows();
-    // cos/sin per (row, pair): [n, half] each, computed as the reference does (float pow/cos/sin).
+    // cos/sin per (row, pair): [n, half] each, from the angles every backend uses (runtime/rope.h).
+    const std::vector<float> inv_freq = rope_inv_freq(head_dim, freq_base);
     rope_cos_.resize(static_cast<size_t>(n * half));
     rope_sin_.resize(static_cast<size_t>(n * half));
     for (int64_t t = 0; t < n; ++t) {
-      const float pos = static_cast<float>(pos0 + t);
       for (int64_t i = 0; i < half; ++i) {
-        const float theta = pos * std::pow(freq_base, -2.0f * static_cast<float>(i) / static_cast<float>(head_dim));
+        const float theta = rope_angle(pos0 + t, inv_freq[static_cast<size_t>(i)]);
         rope_cos_[static_cast<size_t>(t * half + i)] = std::cos(theta);
         rope_sin_[static_cast<size_t>(t * half + i)] = std::sin(theta);
       }
@@ -253,11 +248,8 @@ class Avx2Backend final : public HostBackend {
     });
   }
 
-  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
+  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
     auto& c = static_cast<Avx2KvCache&>(cache);
-    if (k.cols() != c.width || v.cols() != c.width || pos0 + k.rows() > c.n_ctx()) {
-      throw Error("internal: store_kv out of range");
-    }
     for_rows(k.rows(), 2 * k.cols(), [&](int64_t t) {
       c.store(c.k, pos0 + t, act(k).row(t));
       c.store(c.v, pos0 + t, act(v).row(t));
@@ -269,8 +261,8 @@ class Avx2Backend final : public HostBackend {
   // serves every query row of the tile and the n_head / n_head_kv query heads sharing that kv head,
   // as one set of "slots" for avx2::attend_key_tile. Items run from the last query tile (the most
   // keys, causal) to the first, for load balance.
-  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
-                 Activation& out) override {
+  void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                    Activation& out) override {
     const auto& c = static_cast<const Avx2KvCache&>(cache);
     const int64_t d = shape.head_dim, group = shape.n_head / shape.n_head_kv;
     const int64_t n_query_tiles = (q.rows() + kQueryTile - 1) / kQueryTile;
@@ -318,9 +310,7 @@ class Avx2Backend final : public HostBackend {
     });
   }
 
-  void swiglu(const Activation& gate, const Activation& up, Activation& out) override {
-    check_same_shape(gate, up, "swiglu");
-    check_same_shape(gate, out, "swiglu");
+  void do_swiglu(const Activation& gate, const Activation& up, Activation& out) override {
     const float* g = act(gate).data.data();
     const float* u = act(up).data.data();
     float* o = act(out).data.data();
@@ -336,8 +326,7 @@ class Avx2Backend final : public HostBackend {
     });
   }
 
-  void add(Activation& x, const Activation& y) override {
-    check_same_shape(x, y, "add");
+  void do_add(Activation& x, const Activation& y) override {
     float* a = act(x).data.data();
     const float* b = act(y).data.data();
     for_elements(x.rows() * x.cols(), [&](int64_t begin, int64_t end) {

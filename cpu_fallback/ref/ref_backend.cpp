@@ -4,18 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
-#include <spdlog/fmt/fmt.h>
-
-#include "cpu_fallback/host_backend.h"
-#include "runtime/error.h"
+#include "cpu_fallback/cpu_backend_base.h"
+#include "runtime/rope.h"
 
 namespace xelm::cpu {
 namespace {
-
 
 class RefWeight final : public Weight {
  public:
@@ -64,7 +60,7 @@ class RefKvCache final : public KvCacheLayer {
 
 const RefWeight& wt(const Weight& w) { return static_cast<const RefWeight&>(w); }
 
-class ReferenceBackend final : public HostBackend {
+class ReferenceBackend final : public CpuBackendBase {
  public:
   std::string name() const override { return "cpu-ref"; }
   bool supports(GgmlType) const override { return true; }
@@ -77,16 +73,14 @@ class ReferenceBackend final : public HostBackend {
     return std::make_unique<RefKvCache>(n_ctx, n_head_kv, head_dim, type);
   }
 
-
-  void get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override {
+ protected:
+  void do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override {
     for (size_t t = 0; t < tokens.size(); ++t) wt(table).row(tokens[t], act(out).row(static_cast<int64_t>(t)));
   }
 
-  void rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override {
-    check_same_shape(x, out, "rms_norm");
+  void do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override {
     const std::vector<float>& w = wt(weight).dense();
     const int64_t group = static_cast<int64_t>(w.size());
-    if (group == 0 || x.cols() % group != 0) throw Error("internal: rms_norm weight does not divide the row");
     for (int64_t r = 0; r < x.rows(); ++r) {
       const float* src = act(x).row(r);
       float* dst = act(out).row(r);
@@ -99,11 +93,7 @@ class ReferenceBackend final : public HostBackend {
     }
   }
 
-  void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override {
-    if (x.cols() != w.in_features() || y.cols() != w.out_features() || x.rows() != y.rows()) {
-      throw Error(fmt::format("internal: matmul '{}' [{}, {}] with x [{}, {}] -> y [{}, {}]", w.info().name,
-                              w.in_features(), w.out_features(), x.rows(), x.cols(), y.rows(), y.cols()));
-    }
+  void do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override {
     std::vector<float> w_row(static_cast<size_t>(w.in_features()));
     for (int64_t o = 0; o < w.out_features(); ++o) {
       wt(w).row(o, w_row.data());
@@ -117,14 +107,14 @@ class ReferenceBackend final : public HostBackend {
     }
   }
 
-  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
+  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
     const int64_t half = head_dim / 2;
+    const std::vector<float> inv_freq = rope_inv_freq(head_dim, freq_base);
     for (int64_t t = 0; t < x.rows(); ++t) {
-      const float pos = static_cast<float>(pos0 + t);
       for (int64_t h = 0; h < n_heads; ++h) {
         float* v = act(x).row(t) + h * head_dim;
         for (int64_t i = 0; i < half; ++i) {
-          const float theta = pos * std::pow(freq_base, -2.0f * static_cast<float>(i) / static_cast<float>(head_dim));
+          const float theta = rope_angle(pos0 + t, inv_freq[static_cast<size_t>(i)]);
           const float cos_t = std::cos(theta), sin_t = std::sin(theta);
           const float a = v[i], b = v[i + half];
           v[i] = a * cos_t - b * sin_t;
@@ -134,18 +124,16 @@ class ReferenceBackend final : public HostBackend {
     }
   }
 
-  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
+  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
     auto& c = static_cast<RefKvCache&>(cache);
-    const int64_t width = c.n_head_kv() * c.head_dim();
-    if (k.cols() != width || v.cols() != width || pos0 + k.rows() > c.n_ctx()) throw Error("internal: store_kv out of range");
     for (int64_t t = 0; t < k.rows(); ++t) {
       c.store(c.k, pos0 + t, act(k).row(t));
       c.store(c.v, pos0 + t, act(v).row(t));
     }
   }
 
-  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
-                 Activation& out) override {
+  void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                    Activation& out) override {
     const auto& c = static_cast<const RefKvCache&>(cache);
     const int64_t d = shape.head_dim, kv_width = shape.n_head_kv * d, group = shape.n_head / shape.n_head_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -181,9 +169,7 @@ class ReferenceBackend final : public HostBackend {
     }
   }
 
-  void swiglu(const Activation& gate, const Activation& up, Activation& out) override {
-    check_same_shape(gate, up, "swiglu");
-    check_same_shape(gate, out, "swiglu");
+  void do_swiglu(const Activation& gate, const Activation& up, Activation& out) override {
     const size_t n = static_cast<size_t>(gate.rows() * gate.cols());
     for (size_t i = 0; i < n; ++i) {
       const float g = act(gate).data[i];
@@ -191,8 +177,7 @@ class ReferenceBackend final : public HostBackend {
     }
   }
 
-  void add(Activation& x, const Activation& y) override {
-    check_same_shape(x, y, "add");
+  void do_add(Activation& x, const Activation& y) override {
     const size_t n = static_cast<size_t>(x.rows() * x.cols());
     for (size_t i = 0; i < n; ++i) act(x).data[i] += act(y).data[i];
   }
