@@ -50,8 +50,10 @@ else
   echo "ocloc/iga64 not installed (intel-opencl-icd, libigc-tools): report skipped"
 fi
 
-# The OpenCL op-parity tests and one whole-model parity test on Mesa's rusticl (llvmpipe, a CPU
-# device; it exposes devices only with RUSTICL_ENABLE, so PoCL stays the default elsewhere).
+# The OpenCL op-parity tests (the op harness's OpenCL variants, Ops/BackendOps.*/opencl*, and the
+# OpenCL-only tests of OpenClTest) and one whole-model parity test on Mesa's rusticl (llvmpipe, a CPU
+# device; it exposes devices only with RUSTICL_ENABLE, so PoCL stays the default elsewhere); the
+# harness's CPU variants do not run there. Brief output (failures and the summary; ~1250 tests).
 # Counts gtest's passed/failed tests; skipped tests (known rusticl issues) count as neither.
 run_rusticl() {
   local bin=$1 log devices
@@ -62,8 +64,8 @@ run_rusticl() {
   fi
   log=$(mktemp)
   local status=0
-  RUSTICL_ENABLE=llvmpipe XELM_OPENCL_DEVICE=llvmpipe "$bin" \
-    --gtest_filter='OpenClTest.*:OpenClModel/OpenClModelTest.SameGreedyTokensAndCloseLogitsOnF16/qwen3' \
+  RUSTICL_ENABLE=llvmpipe XELM_OPENCL_DEVICE=llvmpipe "$bin" --gtest_brief=1 \
+    --gtest_filter='Ops/BackendOps.*/opencl*:OpenClTest.*:OpenClModel/OpenClModelTest.SameGreedyTokensAndCloseLogitsOnF16/qwen3' \
     2>&1 | tee "$log" || status=$?
   local ok bad
   ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
