@@ -14,6 +14,7 @@
 #include "runtime/tokenizer.h"
 #include "tools/xelm/commands.h"
 #include "tools/xelm/engine_options.h"
+#include "tools/xelm/sampling_options.h"
 
 namespace xelm::cli {
 namespace {

@@ -33,6 +33,7 @@
 #include "runtime/version.h"
 #include "tools/xelm/commands.h"
 #include "tools/xelm/engine_options.h"
+#include "tools/xelm/sampling_options.h"
 #include "tools/xelm/serve/fifo_gate.h"
 #include "tools/xelm/serve/openai_api.h"
 
