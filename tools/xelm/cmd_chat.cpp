@@ -52,7 +52,7 @@ struct ChatOptions {
   std::string system_prompt;
   std::string prompt;           // -p: one message, answer, exit
   int n_predict = -1;
-  bool think = false, no_think = false;
+  bool enable_thinking = true;  // Qwen3: --think (the default) / --no-think
   bool show_thinking = false, hide_thinking = false;
   bool drop_oldest = false;
   bool stats = true;
@@ -68,7 +68,7 @@ class ChatSession {
     generator_ = std::make_unique<Generator>(*engine_.transformer, *tokenizer_);
     system_ = options.system_prompt;
     is_qwen3_ = template_->kind() == ChatTemplateKind::Qwen3;
-    enable_thinking_ = is_qwen3_ && !options.no_think;
+    enable_thinking_ = is_qwen3_ && options.enable_thinking;
     // Sampling defaults follow Qwen3's recommendations per mode unless a flag was given.
     user_set_sampling_ = mode_preset_flags_given(cmd);
     if (is_qwen3_ && options.sampling.temperature <= 0.0f) {
@@ -337,8 +337,8 @@ Subcommand add_chat_command(CLI::App& app) {
   cmd->add_option("-p,--prompt", o->prompt, "Answer this one message and exit");
   cmd->add_option("-n,--n-predict", o->n_predict, "Most tokens per answer (-1: until done or the context is full)")
       ->check(CLI::Range(-1, 1 << 24));
-  CLI::Option* think = cmd->add_flag("--think", o->think, "Qwen3: think before answering (default)");
-  cmd->add_flag("--no-think", o->no_think, "Qwen3: answer directly, without thinking")->excludes(think);
+  CLI::Option* think = cmd->add_flag("--think", o->enable_thinking, "Qwen3: think before answering (default)");
+  cmd->add_flag("!--no-think", o->enable_thinking, "Qwen3: answer directly, without thinking")->excludes(think);
   cmd->add_flag("--show-thinking", o->show_thinking, "Show the thinking even when output is not a terminal");
   cmd->add_flag("--hide-thinking", o->hide_thinking, "Never show the thinking");
   cmd->add_flag("--drop-oldest", o->drop_oldest, "When the context is full, drop the oldest turns instead of refusing");
