@@ -24,6 +24,7 @@
 #include "runtime/synthetic_model.h"
 #include "runtime/transformer.h"
 #include "tests/test_util.h"
+#include "tools/xelm/environment.h"
 
 namespace xelm {
 namespace {
@@ -85,7 +86,7 @@ class OpenClTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (opencl::discover_devices().devices.empty()) return;
     cache_dir_ = std::make_unique<test::ScratchDir>();
-    opencl::OpenClOptions options;
+    opencl::OpenClOptions options = cli::read_environment().opencl;
     options.cache_dir = cache_dir_->file("kernels");
     shared_ = opencl::make_opencl_backend(options);
     std::printf("[opencl] %s, options: %s\n", shared_->name().c_str(), shared_->build_options().c_str());
@@ -121,7 +122,7 @@ class OpenClTest : public ::testing::Test {
 
   template <typename F>
   static std::unique_ptr<OpenClBackend> make_backend(F&& set) {
-    opencl::OpenClOptions options;
+    opencl::OpenClOptions options = cli::read_environment().opencl;
     set(options);
     options.cache_dir = cache_dir_->file("kernels");
     return opencl::make_opencl_backend(options);
@@ -588,17 +589,8 @@ TEST_F(OpenClTest, FusedRopeStoreKvEveryKvType) {
 }
 
 TEST_F(OpenClTest, TensorsAboveTheMaxAllocationAreSplitByRows) {
-  ::setenv("XELM_OPENCL_MAX_ALLOC_MB", "1", 1);
-  opencl::OpenClOptions options;
-  options.cache_dir = cache_dir_->file("kernels");
-  std::unique_ptr<OpenClBackend> small;
-  try {
-    small = opencl::make_opencl_backend(options);
-  } catch (...) {
-    ::unsetenv("XELM_OPENCL_MAX_ALLOC_MB");
-    throw;
-  }
-  ::unsetenv("XELM_OPENCL_MAX_ALLOC_MB");
+  const std::unique_ptr<OpenClBackend> small =
+      make_backend([](opencl::OpenClOptions& o) { o.max_alloc_bytes = uint64_t{1} << 20; });
   // Q8_0 rows of 256 are 272 bytes: 1 MiB holds 3855 rows, so 9000 rows make three buffers.
   TestTensor w(GgmlType::Q8_0, 256, 9000, 21);
   small->reset_counters();
@@ -622,7 +614,7 @@ TEST_F(OpenClTest, TensorsAboveTheMaxAllocationAreSplitByRows) {
 
 TEST_F(OpenClTest, ProgramCacheHitsAndRebuildsCorruptEntries) {
   test::ScratchDir dir;
-  opencl::OpenClOptions options;
+  opencl::OpenClOptions options = cli::read_environment().opencl;
   options.cache_dir = dir.file("kernels");
   const auto first = opencl::make_opencl_backend(options);
   const int programs = first->program_cache_stats().builds;
@@ -634,7 +626,7 @@ TEST_F(OpenClTest, ProgramCacheHitsAndRebuildsCorruptEntries) {
   EXPECT_EQ(second->program_cache_stats().builds, 0);
 
   // Flip a byte in the middle of one cached binary: it is rejected and rebuilt, the rest still hit.
-  opencl::ProgramCache probe(cl::Context(), cl::Device(), second->device_info(), options.cache_dir.value());
+  opencl::ProgramCache probe(cl::Context(), cl::Device(), second->device_info(), options.cache_dir);
   const std::string path = probe.cache_path("norm.cl", second->build_options());
   std::vector<uint8_t> bytes = test::read_binary(path);
   ASSERT_GT(bytes.size(), 64u) << path;

@@ -61,8 +61,8 @@ struct ChatOptions {
 
 class ChatSession {
  public:
-  ChatSession(const ChatOptions& options, CLI::App& cmd)
-      : options_(options), engine_(load_engine(options.engine)) {
+  ChatSession(const ChatOptions& options, CLI::App& cmd, const Environment& env)
+      : options_(options), engine_(load_engine(options.engine, env)) {
     tokenizer_ = Tokenizer::from_gguf(engine_.model->file());
     template_ = std::make_unique<ChatTemplate>(ChatTemplate::from_gguf(engine_.model->file()));
     generator_ = std::make_unique<Generator>(*engine_.transformer, *tokenizer_);
@@ -277,19 +277,8 @@ std::optional<std::string> read_message() {
   }
 }
 
-std::string history_path() {
-  const char* state = std::getenv("XDG_STATE_HOME");
-  const char* home = std::getenv("HOME");
-  std::filesystem::path dir = state ? std::filesystem::path(state) / "xelm"
-                                    : home ? std::filesystem::path(home) / ".local/state/xelm" : std::filesystem::path();
-  if (dir.empty()) return "";
-  std::error_code ignored;
-  std::filesystem::create_directories(dir, ignored);
-  return (dir / "chat_history").string();
-}
-
-int chat(const ChatOptions& o, CLI::App& cmd) {
-  ChatSession session(o, cmd);
+int chat(const ChatOptions& o, CLI::App& cmd, const Environment& env) {
+  ChatSession session(o, cmd, env);
   std::signal(SIGINT, on_sigint);
   auto handle = [&](const std::string& text) -> bool {
     if (text.empty()) return true;
@@ -312,8 +301,12 @@ int chat(const ChatOptions& o, CLI::App& cmd) {
     }
     return 0;
   }
-  const std::string history = history_path();
-  if (!history.empty()) read_history(history.c_str());
+  const std::string history = env.chat_history_file.string();
+  if (!history.empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(env.chat_history_file.parent_path(), ignored);
+    read_history(history.c_str());
+  }
   std::fputs("xelm chat — /help for commands, Ctrl-D or /exit to leave\n", stderr);
   bool ended_by_eof = true;
   while (const std::optional<std::string> message = read_message()) {
@@ -345,7 +338,7 @@ Subcommand add_chat_command(CLI::App& app) {
   cmd->add_flag("!--no-stats", o->stats, "Do not print per-answer figures");
   o->sampling = SamplerParams::qwen3_thinking();
   add_sampling_options(*cmd, o->sampling, "--seed");
-  return {cmd, [o, cmd] { return chat(*o, *cmd); }};
+  return {cmd, [o, cmd](const Environment& env) { return chat(*o, *cmd, env); }};
 }
 
 }  // namespace xelm::cli

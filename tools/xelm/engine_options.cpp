@@ -1,6 +1,8 @@
 // engine_options.cpp — flag registration and engine construction.
 #include "tools/xelm/engine_options.h"
 
+#include <filesystem>
+
 #include <spdlog/spdlog.h>
 
 #include "bench/tune_store.h"
@@ -37,12 +39,12 @@ namespace {
 
 // The GPU part of the plan, from -ngl / --layers-gpu / --backend opencl, or else from a saved
 // `xelm tune` recommendation for this model ("tuned:N"); nullopt = CPU only.
-std::optional<std::string> gpu_request(const EngineOptions& o) {
+std::optional<std::string> gpu_request(const EngineOptions& o, const std::filesystem::path& tune_store_dir) {
   if (!o.layers_gpu.empty()) return "list";
   if (!o.n_gpu_layers.empty() && o.n_gpu_layers != "0") return o.n_gpu_layers;
   if (o.n_gpu_layers.empty() && o.backend == "opencl") return "999";
   if (o.n_gpu_layers.empty() && o.backend == "cpu") {
-    if (const auto tuned = bench::find_tuning_for_model(o.model_path); tuned && tuned->n_gpu_layers > 0) {
+    if (const auto tuned = bench::find_tuning_for_model(tune_store_dir, o.model_path); tuned && tuned->n_gpu_layers > 0) {
       return "tuned:" + std::to_string(tuned->n_gpu_layers);
     }
   }
@@ -59,9 +61,17 @@ int64_t parse_gpu_layers(const std::string& text) {
   throw Error("-ngl: '" + text + "' is not a layer count or auto");
 }
 
+// The OpenCL settings of the environment, with --device when it was given.
+opencl::OpenClOptions opencl_options(const EngineOptions& o, const Environment& env) {
+  opencl::OpenClOptions options = env.opencl;
+  if (!o.device.empty()) options.device = o.device;
+  options.profile_kernels = o.profile_gpu_kernels;
+  return options;
+}
+
 }  // namespace
 
-Engine load_engine(const EngineOptions& o) {
+Engine load_engine(const EngineOptions& o, const Environment& env) {
   Engine e;
   e.model = Model::load(o.model_path);
   const ModelConfig& c = e.model->config();
@@ -70,18 +80,16 @@ Engine load_engine(const EngineOptions& o) {
   const RunShape shape{.n_ctx = std::min<int64_t>(o.n_ctx, c.n_ctx_train), .n_batch = o.n_batch, .kv_type = o.kv_cache_type()};
   e.plan = OffloadPlan::last_n_layers(c.n_layer, 0);
 
-  if (const std::optional<std::string> request = gpu_request(o)) {
+  if (const std::optional<std::string> request = gpu_request(o, env.tune_store_dir)) {
     try {
-      opencl::OpenClOptions options;
-      options.device = o.device;
-      options.profile_kernels = o.profile_gpu_kernels;
-      e.gpu = opencl::make_opencl_backend(options);
+      e.gpu = opencl::make_opencl_backend(opencl_options(o, env));
     } catch (const Error& error) {
       spdlog::warn("OpenCL is not usable ({}); running on the CPU", error.what());
     }
     if (e.gpu) {
       const opencl::DeviceInfo& info = e.gpu->device_info();
-      const DeviceBudget budget = apply_memory_cap({info.name, info.global_memory_bytes, info.max_alloc_bytes});
+      const DeviceBudget budget =
+          apply_memory_cap({info.name, info.global_memory_bytes, info.max_alloc_bytes}, env.device_memory_cap_bytes);
       if (*request == "list") {
         e.plan = OffloadPlan::from_layer_list(c.n_layer, o.layers_gpu, o.embedding_gpu, !o.head_cpu);
       } else if (*request == "auto") {
@@ -90,8 +98,9 @@ Engine load_engine(const EngineOptions& o) {
                      format_bytes(budget.memory_bytes));
         e.plan = OffloadPlan::last_n_layers(c.n_layer, n);
       } else if (request->rfind("tuned:", 0) == 0) {
-        const auto tuned = bench::find_tuning_for_model(o.model_path);
-        if (tuned && bench::tuned_gpu_layers(o.model_path, info.name, info.driver_version) == tuned->n_gpu_layers) {
+        const auto tuned = bench::find_tuning_for_model(env.tune_store_dir, o.model_path);
+        if (tuned && bench::tuned_gpu_layers(env.tune_store_dir, o.model_path, info.name, info.driver_version) ==
+                         tuned->n_gpu_layers) {
           spdlog::info("-ngl {} from `xelm tune`'s recommendation for this model on {}", tuned->n_gpu_layers, info.name);
           e.plan = OffloadPlan::last_n_layers(c.n_layer, tuned->n_gpu_layers);
         } else {

@@ -14,6 +14,7 @@
 #include "runtime/model.h"
 #include "runtime/offload_plan.h"
 #include "runtime/transformer.h"
+#include "tools/xelm/environment.h"
 
 namespace xelm::cli {
 
@@ -28,7 +29,7 @@ struct EngineOptions {
   std::string layers_gpu;       // explicit GPU layer list "4-27,30"
   bool embedding_gpu = false;   // with --layers-gpu: the embedding lookup on the GPU too
   bool head_cpu = false;        // with --layers-gpu: keep the output head on the CPU
-  std::string device;           // OpenCL device index or name substring
+  std::string device;           // OpenCL device index or name substring; "" = XELM_OPENCL_DEVICE's choice
   bool profile_gpu_kernels = false;  // OpenCL event profiling (xelm bench --profile)
 
   void add_to(CLI::App& cmd);
@@ -45,6 +46,8 @@ struct Engine {
   std::string description;  // "cpu-avx2", "opencl: <device> (layers 20-27 + head)", ...
 };
 
-Engine load_engine(const EngineOptions& options);
+// The OpenCL backend takes env.opencl (with `device` when given), the offload planner
+// env.device_memory_cap_bytes, and a run without -ngl the saved `xelm tune` result in env.tune_store_dir.
+Engine load_engine(const EngineOptions& options, const Environment& env);
 
 }  // namespace xelm::cli
