@@ -320,7 +320,8 @@ TEST(TuneStore, NoRecordMeansNoTunedLayers) {
 namespace xelm {
 namespace {
 
-// run/chat/perplexity without -ngl take the -ngl that `xelm tune` saved for this model and device.
+// run/chat/perplexity without -ngl take the -ngl that `xelm tune` saved for this model and device
+// (and only for that device).
 TEST_F(BenchTune, CommandsUseTheSavedRecommendationWhenNoNglIsGiven) {
   if (!gpu_) GTEST_SKIP() << "no OpenCL device";
   SyntheticModelSpec spec;  // 4 layers, with the real tokenizer (xelm run needs one)
@@ -341,6 +342,14 @@ TEST_F(BenchTune, CommandsUseTheSavedRecommendationWhenNoNglIsGiven) {
   r = run_xelm("run -m " + model + " --tokens 1,2 -n 2 --ids -ngl 0", dir_, "", "XDG_CONFIG_HOME=" + config_home);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("offload plan")));
+  // A recommendation saved for another device (or driver) is not applied.
+  const std::string other_home = dir_.file("config-other-device");
+  bench::save_tuning(cli::parse_environment({{"XDG_CONFIG_HOME", other_home}}).tune_store_dir,
+                     nlohmann::json{{"recommended", {{"n_gpu_layers", 2}}}}, model, "Another GPU", "0.0");
+  r = run_xelm("run -m " + model + " --tokens 1,2 -n 2 --ids", dir_, "", "XDG_CONFIG_HOME=" + other_home);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("the saved `xelm tune` result is for another device or driver"));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("GPU: layers")));
 }
 
 }  // namespace

@@ -1,16 +1,17 @@
-// engine_options.cpp — flag registration and engine construction.
+// engine_options.cpp — flag registration, the GPU request and engine construction.
 #include "tools/xelm/engine_options.h"
 
 #include <filesystem>
+#include <optional>
+#include <variant>
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include "bench/tune_store.h"
 #include "cpu_fallback/cpu_backend.h"
 #include "cpu_fallback/ref/ref_backend.h"
 #include "runtime/error.h"
-
-#include <spdlog/fmt/fmt.h>
 
 namespace xelm::cli {
 
@@ -37,19 +38,18 @@ GgmlType EngineOptions::kv_cache_type() const {
 
 namespace {
 
-// The GPU part of the plan, from -ngl / --layers-gpu / --backend opencl, or else from a saved
-// `xelm tune` recommendation for this model ("tuned:N"); nullopt = CPU only.
-std::optional<std::string> gpu_request(const EngineOptions& o, const std::filesystem::path& tune_store_dir) {
-  if (!o.layers_gpu.empty()) return "list";
-  if (!o.n_gpu_layers.empty() && o.n_gpu_layers != "0") return o.n_gpu_layers;
-  if (o.n_gpu_layers.empty() && o.backend == "opencl") return "999";
-  if (o.n_gpu_layers.empty() && o.backend == "cpu") {
-    if (const auto tuned = bench::find_tuning_for_model(tune_store_dir, o.model_path); tuned && tuned->n_gpu_layers > 0) {
-      return "tuned:" + std::to_string(tuned->n_gpu_layers);
-    }
-  }
-  return std::nullopt;
-}
+// The GPU part of the plan that the flags ask for, or a saved `xelm tune` recommendation.
+struct LastLayers {  // -ngl N (--backend opencl without -ngl: every layer)
+  int64_t count;
+};
+struct ListedLayers {};  // --layers-gpu
+struct FittingLayers {};  // -ngl auto
+struct TunedLayers {  // no -ngl: `xelm tune`'s recommendation for this model, if it is for the device in use
+  bench::TunedConfig saved;
+};
+using GpuRequest = std::variant<LastLayers, ListedLayers, FittingLayers, TunedLayers>;
+
+constexpr int64_t kEveryLayer = 999;  // above any layer count: everything, embedding lookup included
 
 int64_t parse_gpu_layers(const std::string& text) {
   try {
@@ -59,6 +59,24 @@ int64_t parse_gpu_layers(const std::string& text) {
   } catch (const std::exception&) {
   }
   throw Error("-ngl: '" + text + "' is not a layer count or auto");
+}
+
+// From -ngl / --layers-gpu / --backend opencl, or else the tune store; nullopt = CPU only.
+std::optional<GpuRequest> gpu_request(const EngineOptions& o, const std::filesystem::path& tune_store_dir) {
+  if (!o.layers_gpu.empty()) return ListedLayers{};
+  if (o.n_gpu_layers == "auto") return FittingLayers{};
+  if (!o.n_gpu_layers.empty()) {
+    const int64_t n = parse_gpu_layers(o.n_gpu_layers);
+    if (n == 0) return std::nullopt;
+    return LastLayers{n};
+  }
+  if (o.backend == "opencl") return LastLayers{kEveryLayer};
+  if (o.backend == "cpu") {
+    if (auto tuned = bench::find_tuning_for_model(tune_store_dir, o.model_path); tuned && tuned->n_gpu_layers > 0) {
+      return TunedLayers{std::move(*tuned)};
+    }
+  }
+  return std::nullopt;
 }
 
 // The OpenCL settings of the environment, with --device when it was given.
@@ -80,7 +98,7 @@ Engine load_engine(const EngineOptions& o, const Environment& env) {
   const RunShape shape{.n_ctx = std::min<int64_t>(o.n_ctx, c.n_ctx_train), .n_batch = o.n_batch, .kv_type = o.kv_cache_type()};
   e.plan = OffloadPlan::last_n_layers(c.n_layer, 0);
 
-  if (const std::optional<std::string> request = gpu_request(o, env.tune_store_dir)) {
+  if (const std::optional<GpuRequest> request = gpu_request(o, env.tune_store_dir)) {
     try {
       e.gpu = opencl::make_opencl_backend(opencl_options(o, env));
     } catch (const Error& error) {
@@ -90,24 +108,21 @@ Engine load_engine(const EngineOptions& o, const Environment& env) {
       const opencl::DeviceInfo& info = e.gpu->device_info();
       const DeviceBudget budget =
           apply_memory_cap({info.name, info.global_memory_bytes, info.max_alloc_bytes}, env.device_memory_cap_bytes);
-      if (*request == "list") {
+      if (const auto* last = std::get_if<LastLayers>(&*request)) {
+        e.plan = OffloadPlan::last_n_layers(c.n_layer, last->count);
+      } else if (std::holds_alternative<ListedLayers>(*request)) {
         e.plan = OffloadPlan::from_layer_list(c.n_layer, o.layers_gpu, o.embedding_gpu, !o.head_cpu);
-      } else if (*request == "auto") {
+      } else if (std::holds_alternative<FittingLayers>(*request)) {
         const int64_t n = auto_gpu_layers(*e.model, shape, budget);
         spdlog::info("-ngl auto: {} of {} layers fit {} ({})", std::min(n, c.n_layer), c.n_layer, budget.name,
                      format_bytes(budget.memory_bytes));
         e.plan = OffloadPlan::last_n_layers(c.n_layer, n);
-      } else if (request->rfind("tuned:", 0) == 0) {
-        const auto tuned = bench::find_tuning_for_model(env.tune_store_dir, o.model_path);
-        if (tuned && bench::tuned_gpu_layers(env.tune_store_dir, o.model_path, info.name, info.driver_version) ==
-                         tuned->n_gpu_layers) {
-          spdlog::info("-ngl {} from `xelm tune`'s recommendation for this model on {}", tuned->n_gpu_layers, info.name);
-          e.plan = OffloadPlan::last_n_layers(c.n_layer, tuned->n_gpu_layers);
-        } else {
-          spdlog::info("the saved `xelm tune` result is for another device or driver; running on the CPU");
-        }
+      } else if (const bench::TunedConfig& tuned = std::get<TunedLayers>(*request).saved;
+                 tuned.device == info.name && tuned.driver == info.driver_version) {
+        spdlog::info("-ngl {} from `xelm tune`'s recommendation for this model on {}", tuned.n_gpu_layers, info.name);
+        e.plan = OffloadPlan::last_n_layers(c.n_layer, tuned.n_gpu_layers);
       } else {
-        e.plan = OffloadPlan::last_n_layers(c.n_layer, parse_gpu_layers(*request));
+        spdlog::info("the saved `xelm tune` result is for another device or driver; running on the CPU");
       }
       const MemoryEstimate memory = estimate_memory(*e.model, e.plan, shape);
       spdlog::info("offload plan: {}", e.plan.describe());
