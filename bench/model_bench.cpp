@@ -216,7 +216,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   options.n_gpu_layers = config.backend == "opencl" ? std::to_string(config.n_gpu_layers) : "0";
   options.device = settings.device;
   options.profile_gpu_kernels = settings.profile;
-  cli::Engine engine = cli::load_engine(options);
+  cli::Engine engine = cli::load_engine(options, settings.environment);
   // What the load copied (before any timed run resets the counters).
   const opencl::OpenClCounters loaded = engine.gpu ? engine.gpu->counters() : opencl::OpenClCounters{};
   const Model& model = *engine.model;
@@ -374,10 +374,11 @@ bool reset_peak_resident() {
   return static_cast<bool>(clear_refs);
 }
 
-std::vector<BenchResult> run_benchmarks(const BenchParams& params) {
+std::vector<BenchResult> run_benchmarks(const BenchParams& params, const cli::Environment& environment) {
   const std::vector<BenchTest> tests = expand_tests(params);
   const RunSettings settings{.repetitions = params.repetitions, .bandwidth_gbps = params.bandwidth_gbps,
-                             .profile = params.profile, .device = params.device, .measure_peak_rss = true};
+                             .profile = params.profile, .device = params.device, .environment = environment,
+                             .measure_peak_rss = true};
   std::vector<BenchResult> results;
   for (const BenchConfig& config : expand_configs(params)) {
     std::vector<BenchResult> rows = run_config(params.model_path, config, tests, settings);

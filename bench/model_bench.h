@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "tools/xelm/environment.h"
+
 namespace xelm::bench {
 
 // One engine to measure: what load_engine gets for `--backend B -ngl N -t T -b B --kv-type K`.
@@ -104,6 +106,7 @@ struct RunSettings {
   double bandwidth_gbps = 0.0;
   bool profile = false;
   std::string device;
+  cli::Environment environment;  // what main read: OpenCL settings, device memory cap
   // Reset the process's peak RSS (VmHWM) before loading and record it per config: the peak of this
   // config alone. `xelm tune` leaves it off and reports the cumulative peak.
   bool measure_peak_rss = false;
@@ -117,7 +120,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
                                     const std::atomic<bool>* stop = nullptr);
 
 // Every combination of `params`.
-std::vector<BenchResult> run_benchmarks(const BenchParams& params);
+std::vector<BenchResult> run_benchmarks(const BenchParams& params, const cli::Environment& environment);
 
 // Formats results (md, csv, json) with llama-bench's column names where they overlap.
 std::string format_results(const std::vector<BenchResult>& results, const std::string& format, double bandwidth_gbps);

@@ -34,11 +34,11 @@ std::vector<BenchConfig> tune_plan(const TuneParams& params, int64_t n_layer) {
   return plan;
 }
 
-std::vector<TuneMeasurement> run_tune(const TuneParams& params, const std::vector<BenchConfig>& plan,
-                                      const std::atomic<bool>& stop,
+std::vector<TuneMeasurement> run_tune(const TuneParams& params, const cli::Environment& environment,
+                                      const std::vector<BenchConfig>& plan, const std::atomic<bool>& stop,
                                       const std::function<void(size_t, const BenchConfig&)>& progress) {
   const std::vector<BenchTest> tests = {{params.n_prompt, 0}, {0, params.n_gen}};
-  const RunSettings settings{.repetitions = params.repetitions, .device = params.device};
+  const RunSettings settings{.repetitions = params.repetitions, .device = params.device, .environment = environment};
   std::vector<TuneMeasurement> measurements;
   bool gpu_usable = true;
   for (size_t i = 0; i < plan.size() && !stop.load(); ++i) {

@@ -46,8 +46,8 @@ struct TuneMeasurement {
 // Runs the plan; `progress` is told before each config (index from 0). A set `stop` ends the sweep
 // after the current repetition; what was measured is returned. OpenCL configs are skipped with a
 // warning when no OpenCL device is usable.
-std::vector<TuneMeasurement> run_tune(const TuneParams& params, const std::vector<BenchConfig>& plan,
-                                      const std::atomic<bool>& stop,
+std::vector<TuneMeasurement> run_tune(const TuneParams& params, const cli::Environment& environment,
+                                      const std::vector<BenchConfig>& plan, const std::atomic<bool>& stop,
                                       const std::function<void(size_t index, const BenchConfig&)>& progress);
 
 struct Recommendation {

@@ -1,16 +1,16 @@
 // tune_store.h — where `xelm tune` keeps its recommendations and how they are looked up again.
 //
-// One JSON file per (OpenCL device name, driver version, model file) under
-// $XDG_CONFIG_HOME/xelm/tune/ (or ~/.config/xelm/tune/). The model is identified by
-// model_file_hash: SHA-256 over the file's first MiB, its last MiB and its size in decimal — cheap
-// on multi-GiB files and enough to tell models apart (two files differing only in the middle would
-// collide; GGUF headers and tensor tails make that unlikely in practice). The file name is the first
-// 16 hex digits of SHA-256("device\ndriver\nmodel_hash"); the record repeats all three in clear and
-// lookups compare them. Header-only so that load_engine and the tests can use it without the CLI.
+// One JSON file per (OpenCL device name, driver version, model file) in a store directory (the
+// CLI's: Environment::tune_store_dir, $XDG_CONFIG_HOME/xelm/tune or ~/.config/xelm/tune). The model
+// is identified by model_file_hash: SHA-256 over the file's first MiB, its last MiB and its size in
+// decimal — cheap on multi-GiB files and enough to tell models apart (two files differing only in
+// the middle would collide; GGUF headers and tensor tails make that unlikely in practice). The file
+// name is the first 16 hex digits of SHA-256("device\ndriver\nmodel_hash"); the record repeats all
+// three in clear and lookups compare them. Header-only so that load_engine and the tests can use it
+// without the CLI.
 #pragma once
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -27,21 +27,20 @@ namespace xelm::bench {
 
 inline std::string model_file_hash(const std::string& model_path);  // throws xelm::Error when unreadable
 
-// $XDG_CONFIG_HOME/xelm/tune, else $HOME/.config/xelm/tune.
-inline std::filesystem::path tune_store_dir();
-
-inline std::filesystem::path tune_store_path(const std::string& model_hash, const std::string& device_name,
-                                             const std::string& driver);
+inline std::filesystem::path tune_store_path(const std::filesystem::path& store_dir, const std::string& model_hash,
+                                             const std::string& device_name, const std::string& driver);
 
 // Writes `record` (which must carry "recommended": {"n_gpu_layers": N, ...}) with the key fields
-// "device", "driver" and "model_hash" added; returns the file written.
-inline std::filesystem::path save_tuning(nlohmann::json record, const std::string& model_path, const std::string& device_name,
+// "device", "driver" and "model_hash" added; returns the file written. Throws xelm::Error when
+// store_dir is empty (no XDG_CONFIG_HOME nor HOME) or cannot be written.
+inline std::filesystem::path save_tuning(const std::filesystem::path& store_dir, nlohmann::json record,
+                                         const std::string& model_path, const std::string& device_name,
                                          const std::string& driver);
 
 // The -ngl a previous `xelm tune` recommended for this model on this device and driver; nullopt when
 // there is none (or the record is unreadable or for another key).
-inline std::optional<int> tuned_gpu_layers(const std::string& model_path, const std::string& device_name,
-                                           const std::string& driver);
+inline std::optional<int> tuned_gpu_layers(const std::filesystem::path& store_dir, const std::string& model_path,
+                                           const std::string& device_name, const std::string& driver);
 
 struct TunedConfig {
   std::string device, driver;
@@ -50,7 +49,8 @@ struct TunedConfig {
 
 // Any recommendation saved for this model file (whatever the device); the caller checks that the
 // device and driver are the ones it is about to use. nullopt when there is none.
-inline std::optional<TunedConfig> find_tuning_for_model(const std::string& model_path);
+inline std::optional<TunedConfig> find_tuning_for_model(const std::filesystem::path& store_dir,
+                                                        const std::string& model_path);
 
 // ---- definitions
 
@@ -83,29 +83,22 @@ inline std::string model_file_hash(const std::string& model_path) {
   return sha.finish_hex();
 }
 
-inline std::filesystem::path tune_store_dir() {
-  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
-    return std::filesystem::path(xdg) / "xelm" / "tune";
-  }
-  const char* home = std::getenv("HOME");
-  if (home == nullptr || *home == '\0') throw Error("tune: neither XDG_CONFIG_HOME nor HOME is set");
-  return std::filesystem::path(home) / ".config" / "xelm" / "tune";
-}
-
-inline std::filesystem::path tune_store_path(const std::string& model_hash, const std::string& device_name,
-                                      const std::string& driver) {
+inline std::filesystem::path tune_store_path(const std::filesystem::path& store_dir, const std::string& model_hash,
+                                             const std::string& device_name, const std::string& driver) {
   Sha256 sha;
   sha.update(device_name + "\n" + driver + "\n" + model_hash);
-  return tune_store_dir() / (sha.finish_hex().substr(0, 16) + ".json");
+  return store_dir / (sha.finish_hex().substr(0, 16) + ".json");
 }
 
-inline std::filesystem::path save_tuning(nlohmann::json record, const std::string& model_path, const std::string& device_name,
-                                  const std::string& driver) {
+inline std::filesystem::path save_tuning(const std::filesystem::path& store_dir, nlohmann::json record,
+                                         const std::string& model_path, const std::string& device_name,
+                                         const std::string& driver) {
+  if (store_dir.empty()) throw Error("tune: neither XDG_CONFIG_HOME nor HOME is set");
   const std::string hash = model_file_hash(model_path);
   record["device"] = device_name;
   record["driver"] = driver;
   record["model_hash"] = hash;
-  const std::filesystem::path path = tune_store_path(hash, device_name, driver);
+  const std::filesystem::path path = tune_store_path(store_dir, hash, device_name, driver);
   std::error_code error;
   std::filesystem::create_directories(path.parent_path(), error);
   if (error) throw Error(fmt::format("{}: {}", path.parent_path().string(), error.message()));
@@ -120,11 +113,12 @@ inline std::filesystem::path save_tuning(nlohmann::json record, const std::strin
   return path;
 }
 
-inline std::optional<int> tuned_gpu_layers(const std::string& model_path, const std::string& device_name,
-                                    const std::string& driver) {
+inline std::optional<int> tuned_gpu_layers(const std::filesystem::path& store_dir, const std::string& model_path,
+                                           const std::string& device_name, const std::string& driver) {
+  if (store_dir.empty()) return std::nullopt;
   try {
     const std::string hash = model_file_hash(model_path);
-    std::ifstream in(tune_store_path(hash, device_name, driver));
+    std::ifstream in(tune_store_path(store_dir, hash, device_name, driver));
     if (!in) return std::nullopt;
     const nlohmann::json record = nlohmann::json::parse(in);
     if (record.value("device", "") != device_name || record.value("driver", "") != driver ||
@@ -139,13 +133,13 @@ inline std::optional<int> tuned_gpu_layers(const std::string& model_path, const 
   }
 }
 
-inline std::optional<TunedConfig> find_tuning_for_model(const std::string& model_path) {
+inline std::optional<TunedConfig> find_tuning_for_model(const std::filesystem::path& store_dir,
+                                                        const std::string& model_path) {
   std::error_code error;
-  const std::filesystem::path dir = tune_store_dir();
-  if (!std::filesystem::is_directory(dir, error)) return std::nullopt;
+  if (store_dir.empty() || !std::filesystem::is_directory(store_dir, error)) return std::nullopt;
   try {
     const std::string hash = model_file_hash(model_path);
-    for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    for (const auto& entry : std::filesystem::directory_iterator(store_dir, error)) {
       if (entry.path().extension() != ".json") continue;
       std::ifstream in(entry.path());
       const nlohmann::json record = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);

@@ -105,42 +105,8 @@ class ClKvCache final : public KvCacheLayer {
 const cl::Buffer& buf(const Activation& a) { return static_cast<const ClActivation&>(a).buffer; }
 const ClWeight& wt(const Weight& w) { return static_cast<const ClWeight&>(w); }
 
-bool env_is(const char* name, const char* value) {
-  const char* env = std::getenv(name);
-  return env != nullptr && std::strcmp(env, value) == 0;
-}
-
 uint64_t max_alloc_cap(const DeviceInfo& info, uint64_t requested) {
-  uint64_t cap = info.max_alloc_bytes;
-  if (const char* env = std::getenv("XELM_OPENCL_MAX_ALLOC_MB"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    const unsigned long long mb = std::strtoull(env, &end, 10);
-    if (end == env || *end != '\0' || mb == 0) {
-      throw Error(fmt::format("XELM_OPENCL_MAX_ALLOC_MB='{}' is not a positive number of MiB", env));
-    }
-    cap = std::min<uint64_t>(cap, mb * kMiB);
-  }
-  if (requested != 0) cap = std::min(cap, requested);
-  return cap;
-}
-
-std::string option_or_env(const std::optional<std::string>& option, const char* env, const char* fallback) {
-  if (option) return *option;
-  const char* value = std::getenv(env);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
-
-int gemm_threshold(const std::optional<int>& option, int table) {
-  if (option) return std::max(0, *option);
-  if (const char* env = std::getenv("XELM_OPENCL_GEMM_MIN_TOKENS"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    const long n = std::strtol(env, &end, 10);
-    if (end == env || *end != '\0' || n < 0 || n > 1000000) {
-      throw Error(fmt::format("XELM_OPENCL_GEMM_MIN_TOKENS='{}' is not a token count (0 = off)", env));
-    }
-    return static_cast<int>(n);
-  }
-  return table;
+  return requested != 0 ? std::min(info.max_alloc_bytes, requested) : info.max_alloc_bytes;
 }
 
 class OpenClBackendImpl final : public OpenClBackend {
@@ -152,13 +118,13 @@ class OpenClBackendImpl final : public OpenClBackend {
         queue_(context_, device_, options.profile_kernels ? cl::QueueProperties::Profiling : cl::QueueProperties::None),
         profile_kernels_(options.profile_kernels),
         tuning_(select_tuning(info_)),
-        fast_(select_fast_paths(info_, tuning_, option_or_env(options.fast_paths, "XELM_OPENCL_FAST_PATHS", "auto"))),
+        fast_(select_fast_paths(info_, tuning_, options.fast_paths)),
         options_string_(opencl::build_options(tuning_, fast_)),
-        gemm_min_tokens_(gemm_threshold(options.gemm_min_tokens, tuning_.gemm_min_tokens)),
+        gemm_min_tokens_(std::max(0, options.gemm_min_tokens.value_or(tuning_.gemm_min_tokens))),
         gemm_fault_(options.gemm_fault_for_testing),
         max_alloc_(max_alloc_cap(info_, options.max_alloc_bytes)),
-        fused_(options.fused && !env_is("XELM_OPENCL_FUSED", "0")),
-        cache_(context_, device_, info_, options.cache_dir.value_or(default_kernel_cache_dir())) {
+        fused_(options.fused),
+        cache_(context_, device_, info_, options.cache_dir) {
     for (const char* file : kProgramFiles) {
       cl::Program program = cache_.build(file, options_string_);
       std::vector<cl::Kernel> kernels;
@@ -739,9 +705,7 @@ class OpenClBackendImpl final : public OpenClBackend {
 
 std::unique_ptr<OpenClBackend> make_opencl_backend(const OpenClOptions& options) {
   const DeviceList list = discover_devices();
-  const char* env_device = std::getenv("XELM_OPENCL_DEVICE");
-  const std::string selector = !options.device.empty() || env_device == nullptr ? options.device : env_device;
-  const DiscoveredDevice& device = select_device(list, selector);
+  const DiscoveredDevice& device = select_device(list, options.device);
   try {
     return std::make_unique<OpenClBackendImpl>(device, options);
   } catch (const cl::Error& e) {

@@ -17,18 +17,19 @@
 
 namespace xelm::opencl {
 
+// The xelm CLI fills these from its flags and the XELM_OPENCL_* variables (tools/xelm/environment.h);
+// the backend reads no environment variable.
 struct OpenClOptions {
-  std::string device;  // --device: index or name substring; "" = $XELM_OPENCL_DEVICE, else the default choice
-  std::optional<std::string> cache_dir;  // kernel binary cache: nullopt = default_kernel_cache_dir(), "" = off
-  uint64_t max_alloc_bytes = 0;  // cap on one buffer (0 = the device's limit, or $XELM_OPENCL_MAX_ALLOC_MB)
-  // Kernel fast paths (select_fast_paths): nullopt = $XELM_OPENCL_FAST_PATHS, else "auto".
-  std::optional<std::string> fast_paths;
+  std::string device;     // --device: index or name substring; "" = the default choice
+  std::string cache_dir;  // kernel binary cache directory; "" = off
+  uint64_t max_alloc_bytes = 0;  // cap on one buffer (0 = the device's limit)
+  std::string fast_paths = "auto";  // kernel fast paths requested (select_fast_paths)
   // Activation rows from which matmul takes the prefill GEMM path (dequantize + CLBlast GEMM);
-  // nullopt = $XELM_OPENCL_GEMM_MIN_TOKENS, else the tuning table's; 0 = never.
+  // nullopt = the tuning table's; 0 = never.
   std::optional<int> gemm_min_tokens;
   bool gemm_fault_for_testing = false;  // every CLBlast call reports failure (tests of the fallback)
-  // The fused decode kernels (kernels/fused.cl) behind Backend's fused ops; off (or $XELM_OPENCL_FUSED=0):
-  // the unfused ops, one launch per op, for A/B comparisons.
+  // The fused decode kernels (kernels/fused.cl) behind Backend's fused ops; off: the unfused ops, one
+  // launch per op, for A/B comparisons.
   bool fused = true;
   // Device time per kernel by event profiling (CL_QUEUE_PROFILING_ENABLE; take_kernel_times()). Adds no
   // synchronization; off by default since some drivers slow down profiled queues.

@@ -7,7 +7,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -42,17 +41,6 @@ std::string_view embedded_source(const std::string& file_name) {
 }
 
 }  // namespace
-
-std::string default_kernel_cache_dir() {
-  if (const char* dir = std::getenv("XELM_KERNEL_CACHE_DIR")) return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
-    return std::string(xdg) + "/xelm/kernels";
-  }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-    return std::string(home) + "/.cache/xelm/kernels";
-  }
-  return "";
-}
 
 std::string program_source(const std::string& file_name) {
   std::string source(embedded_source("common.cl"));

@@ -2,7 +2,6 @@
 #include "runtime/offload_plan.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <set>
 #include <sstream>
 
@@ -146,13 +145,10 @@ int64_t auto_gpu_layers(const Model& model, const RunShape& shape, const DeviceB
   return 0;
 }
 
-DeviceBudget apply_memory_cap(DeviceBudget device) {
-  if (const char* cap = std::getenv("XELM_DEVICE_MEMORY_MB")) {
-    const uint64_t bytes = std::strtoull(cap, nullptr, 10) << 20;
-    if (bytes > 0 && bytes < device.memory_bytes) {
-      device.memory_bytes = bytes;
-      device.name += " (capped by XELM_DEVICE_MEMORY_MB)";
-    }
+DeviceBudget apply_memory_cap(DeviceBudget device, uint64_t cap_bytes) {
+  if (cap_bytes > 0 && cap_bytes < device.memory_bytes) {
+    device.memory_bytes = cap_bytes;
+    device.name += " (capped by XELM_DEVICE_MEMORY_MB)";
   }
   return device;
 }

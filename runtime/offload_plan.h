@@ -67,8 +67,9 @@ void check_fits(const MemoryEstimate& estimate, const DeviceBudget& device);
 // The largest -ngl whose GPU part fits (0 when not even one layer does).
 int64_t auto_gpu_layers(const Model& model, const RunShape& shape, const DeviceBudget& device);
 
-// A device budget capped by XELM_DEVICE_MEMORY_MB when set (to simulate a small GPU).
-DeviceBudget apply_memory_cap(DeviceBudget device);
+// `device` with its memory capped at cap_bytes (0 = no cap), to simulate a small GPU; the CLI takes
+// the cap from XELM_DEVICE_MEMORY_MB (tools/xelm/environment.h), which the capped name mentions.
+DeviceBudget apply_memory_cap(DeviceBudget device, uint64_t cap_bytes);
 
 std::string format_bytes(uint64_t bytes);  // "1.23 GiB"
 

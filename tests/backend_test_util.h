@@ -21,6 +21,7 @@
 #include "runtime/backend.h"
 #include "runtime/ggml_types.h"
 #include "tests/test_util.h"
+#include "tools/xelm/environment.h"
 
 namespace xelm::test {
 
@@ -100,7 +101,7 @@ inline std::string test_kernel_cache_dir() {
 // line to see which device ran). Throws xelm::Error as make_opencl_backend does.
 template <typename F>
 std::unique_ptr<opencl::OpenClBackend> make_test_opencl_backend(F&& configure, const char* label = nullptr) {
-  opencl::OpenClOptions options;
+  opencl::OpenClOptions options = cli::read_environment().opencl;
   options.cache_dir = test_kernel_cache_dir();
   configure(options);
   std::unique_ptr<opencl::OpenClBackend> backend = opencl::make_opencl_backend(options);

@@ -26,6 +26,7 @@
 #include "runtime/error.h"
 #include "runtime/synthetic_model.h"
 #include "tests/test_util.h"
+#include "tools/xelm/environment.h"
 
 namespace xelm {
 namespace {
@@ -38,7 +39,7 @@ using ::testing::Not;
 // The OpenCL device the CLI would pick, or null when there is none.
 std::unique_ptr<opencl::OpenClBackend> opencl_device() {
   try {
-    return opencl::make_opencl_backend({});
+    return opencl::make_opencl_backend(cli::read_environment().opencl);
   } catch (const Error&) {
     return nullptr;
   }
@@ -249,18 +250,18 @@ TEST_F(BenchTune, TuneSavesTheRecommendationAndAWellFormedPlot) {
   for (const char* goal : {"tg", "pp", "balanced", "memory"}) EXPECT_TRUE(record.at("recommendations").contains(goal)) << goal;
 
   // The store lookup load_engine can consult finds it under the same key only.
-  ASSERT_EQ(setenv("XDG_CONFIG_HOME", config_home.c_str(), 1), 0);
+  const std::filesystem::path store_dir = cli::parse_environment({{"XDG_CONFIG_HOME", config_home}}).tune_store_dir;
+  EXPECT_EQ(store_dir, store);
   const std::string device = gpu_ ? gpu_->device_info().name : "cpu-only";
   const std::string driver = gpu_ ? gpu_->device_info().driver_version : "none";
   EXPECT_EQ(record.at("device"), device);
-  EXPECT_EQ(bench::tuned_gpu_layers(model_, device, driver), std::optional<int>(recommended));
-  EXPECT_EQ(bench::tuned_gpu_layers(model_, device, driver + "-other"), std::nullopt);
+  EXPECT_EQ(bench::tuned_gpu_layers(store_dir, model_, device, driver), std::optional<int>(recommended));
+  EXPECT_EQ(bench::tuned_gpu_layers(store_dir, model_, device, driver + "-other"), std::nullopt);
   const std::string other_model = dir_.file("other.gguf");
   SyntheticModelSpec other;
   other.seed = 7;
   write_synthetic_model(other, other_model);
-  EXPECT_EQ(bench::tuned_gpu_layers(other_model, device, driver), std::nullopt);
-  unsetenv("XDG_CONFIG_HOME");
+  EXPECT_EQ(bench::tuned_gpu_layers(store_dir, other_model, device, driver), std::nullopt);
 
   const std::string svg = read_text(plot);
   EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
@@ -308,9 +309,9 @@ TEST(TuneStore, NoRecordMeansNoTunedLayers) {
   test::ScratchDir dir;
   const std::string model = dir.file("m.gguf");
   write_synthetic_model(SyntheticModelSpec{}, model);
-  ASSERT_EQ(setenv("XDG_CONFIG_HOME", dir.file("empty-config").c_str(), 1), 0);
-  EXPECT_EQ(bench::tuned_gpu_layers(model, "Some GPU", "1.0"), std::nullopt);
-  unsetenv("XDG_CONFIG_HOME");
+  const std::filesystem::path store_dir =
+      cli::parse_environment({{"XDG_CONFIG_HOME", dir.file("empty-config")}}).tune_store_dir;
+  EXPECT_EQ(bench::tuned_gpu_layers(store_dir, model, "Some GPU", "1.0"), std::nullopt);
 }
 
 }  // namespace
@@ -319,7 +320,8 @@ TEST(TuneStore, NoRecordMeansNoTunedLayers) {
 namespace xelm {
 namespace {
 
-// run/chat/perplexity without -ngl take the -ngl that `xelm tune` saved for this model and device.
+// run/chat/perplexity without -ngl take the -ngl that `xelm tune` saved for this model and device
+// (and only for that device).
 TEST_F(BenchTune, CommandsUseTheSavedRecommendationWhenNoNglIsGiven) {
   if (!gpu_) GTEST_SKIP() << "no OpenCL device";
   SyntheticModelSpec spec;  // 4 layers, with the real tokenizer (xelm run needs one)
@@ -329,10 +331,9 @@ TEST_F(BenchTune, CommandsUseTheSavedRecommendationWhenNoNglIsGiven) {
   const std::string model = dir_.file("with-tokenizer.gguf");
   write_synthetic_model(spec, model);
   const std::string config_home = dir_.file("config-for-run");
-  ASSERT_EQ(setenv("XDG_CONFIG_HOME", config_home.c_str(), 1), 0);
-  bench::save_tuning(nlohmann::json{{"recommended", {{"n_gpu_layers", 2}}}}, model, gpu_->device_info().name,
+  bench::save_tuning(cli::parse_environment({{"XDG_CONFIG_HOME", config_home}}).tune_store_dir,
+                     nlohmann::json{{"recommended", {{"n_gpu_layers", 2}}}}, model, gpu_->device_info().name,
                      gpu_->device_info().driver_version);
-  unsetenv("XDG_CONFIG_HOME");
   test::XelmRun r = run_xelm("run -m " + model + " --tokens 1,2 -n 2 --ids", dir_, "", "XDG_CONFIG_HOME=" + config_home);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("-ngl 2 from `xelm tune`'s recommendation"));
@@ -341,6 +342,14 @@ TEST_F(BenchTune, CommandsUseTheSavedRecommendationWhenNoNglIsGiven) {
   r = run_xelm("run -m " + model + " --tokens 1,2 -n 2 --ids -ngl 0", dir_, "", "XDG_CONFIG_HOME=" + config_home);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("offload plan")));
+  // A recommendation saved for another device (or driver) is not applied.
+  const std::string other_home = dir_.file("config-other-device");
+  bench::save_tuning(cli::parse_environment({{"XDG_CONFIG_HOME", other_home}}).tune_store_dir,
+                     nlohmann::json{{"recommended", {{"n_gpu_layers", 2}}}}, model, "Another GPU", "0.0");
+  r = run_xelm("run -m " + model + " --tokens 1,2 -n 2 --ids", dir_, "", "XDG_CONFIG_HOME=" + other_home);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("the saved `xelm tune` result is for another device or driver"));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("GPU: layers")));
 }
 
 }  // namespace

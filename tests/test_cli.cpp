@@ -81,6 +81,9 @@ TEST(Cli, BadInputGivesOneLineErrors) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--temp"));
+  r = run_xelm("run -m " + model + " --tokens 1 -ngl many", dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("-ngl: 'many' is not a layer count or auto"));
   r = run_xelm("quantize " + model + " " + dir.file("o.gguf") + " Q9_Z", dir);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("unknown quantization type 'Q9_Z'"));

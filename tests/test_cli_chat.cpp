@@ -1,6 +1,7 @@
 // test_cli_chat.cpp — `xelm chat` end to end through a pipe on a synthetic Qwen3 model with the real
 // tokenizer and chat template: one answer per input line, commands, the KV cache reused between
-// turns, transcripts that save and load back exactly, and `xelm perplexity` on a short text.
+// turns, transcripts that save and load back exactly, --think / --no-think, and `xelm perplexity` on a
+// short text.
 #include <sys/wait.h>
 
 #include <cmath>
@@ -98,6 +99,18 @@ TEST_F(ChatCli, ContextFullIsAClearMessage) {
   const CliRun r = xelm("chat -m " + model() + " -n 4 -c 64", long_line + " b\n", dir);
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("context full"));
+}
+
+TEST_F(ChatCli, ThinkAndNoThinkSetTheStartingMode) {
+  test::ScratchDir dir;
+  for (const auto& [flags, mode] : {std::pair<std::string, std::string>{"", "on"}, {"--think", "on"}, {"--no-think", "off"}}) {
+    const CliRun r = xelm("chat -m " + model() + " -c 512 " + flags, "/stats\n", dir);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("thinking " + mode)) << flags;
+  }
+  const CliRun both = xelm("chat -m " + model() + " -c 512 --think --no-think", "/stats\n", dir);
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_THAT(both.err, HasSubstr("excludes"));
 }
 
 TEST_F(ChatCli, PerplexityPrintsAFinalEstimate) {

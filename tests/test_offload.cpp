@@ -18,6 +18,7 @@
 #include "runtime/synthetic_model.h"
 #include "runtime/transformer.h"
 #include "tests/test_util.h"
+#include "tools/xelm/environment.h"
 
 namespace xelm {
 namespace {
@@ -26,7 +27,7 @@ class OffloadSplits : public ::testing::TestWithParam<Architecture> {
  protected:
   void SetUp() override {
     try {
-      gpu_ = opencl::make_opencl_backend({});
+      gpu_ = opencl::make_opencl_backend(cli::read_environment().opencl);
     } catch (const Error& e) {
       GTEST_SKIP() << "no OpenCL device: " << e.what();
     }

@@ -13,6 +13,7 @@
 #include "runtime/offload_plan.h"
 #include "runtime/synthetic_model.h"
 #include "tests/test_util.h"
+#include "tools/xelm/environment.h"
 
 namespace xelm {
 namespace {
@@ -108,9 +109,8 @@ TEST_F(OffloadMemory, AutoFitsACappedDeviceAndRefusalNamesTheLimit) {
   DeviceBudget tiny{"tiny", 1024, 1024};
   EXPECT_EQ(auto_gpu_layers(*model_, shape_, tiny), 0);
 
-  setenv("XELM_DEVICE_MEMORY_MB", "1", 1);
-  const DeviceBudget capped = apply_memory_cap(DeviceBudget{"gpu", 8ull << 30, 4ull << 30});
-  unsetenv("XELM_DEVICE_MEMORY_MB");
+  const uint64_t cap = cli::parse_environment({{"XELM_DEVICE_MEMORY_MB", "1"}}).device_memory_cap_bytes;
+  const DeviceBudget capped = apply_memory_cap(DeviceBudget{"gpu", 8ull << 30, 4ull << 30}, cap);
   EXPECT_EQ(capped.memory_bytes, 1u << 20);
   EXPECT_THAT(capped.name, HasSubstr("XELM_DEVICE_MEMORY_MB"));
 }

@@ -27,6 +27,7 @@
 #include "runtime/transformer.h"
 #include "tests/backend_test_util.h"
 #include "tests/test_util.h"
+#include "tools/xelm/environment.h"
 
 namespace xelm {
 namespace {
@@ -176,15 +177,8 @@ TEST_F(OpenClTest, AddThenNormIsOneLaunch) {
 }
 
 TEST_F(OpenClTest, TensorsAboveTheMaxAllocationAreSplitByRows) {
-  ::setenv("XELM_OPENCL_MAX_ALLOC_MB", "1", 1);
-  std::unique_ptr<OpenClBackend> small;
-  try {
-    small = make_backend([](opencl::OpenClOptions&) {});
-  } catch (...) {
-    ::unsetenv("XELM_OPENCL_MAX_ALLOC_MB");
-    throw;
-  }
-  ::unsetenv("XELM_OPENCL_MAX_ALLOC_MB");
+  const std::unique_ptr<OpenClBackend> small =
+      make_backend([](opencl::OpenClOptions& o) { o.max_alloc_bytes = uint64_t{1} << 20; });
   // Q8_0 rows of 256 are 272 bytes: 1 MiB holds 3855 rows, so 9000 rows make three buffers.
   TestTensor w(GgmlType::Q8_0, 256, 9000, 21);
   small->reset_counters();
@@ -208,7 +202,7 @@ TEST_F(OpenClTest, TensorsAboveTheMaxAllocationAreSplitByRows) {
 
 TEST_F(OpenClTest, ProgramCacheHitsAndRebuildsCorruptEntries) {
   test::ScratchDir dir;
-  opencl::OpenClOptions options;
+  opencl::OpenClOptions options = cli::read_environment().opencl;
   options.cache_dir = dir.file("kernels");
   const auto first = opencl::make_opencl_backend(options);
   const int programs = first->program_cache_stats().builds;
@@ -220,7 +214,7 @@ TEST_F(OpenClTest, ProgramCacheHitsAndRebuildsCorruptEntries) {
   EXPECT_EQ(second->program_cache_stats().builds, 0);
 
   // Flip a byte in the middle of one cached binary: it is rejected and rebuilt, the rest still hit.
-  opencl::ProgramCache probe(cl::Context(), cl::Device(), second->device_info(), options.cache_dir.value());
+  opencl::ProgramCache probe(cl::Context(), cl::Device(), second->device_info(), options.cache_dir);
   const std::string path = probe.cache_path("norm.cl", second->build_options());
   std::vector<uint8_t> bytes = test::read_binary(path);
   ASSERT_GT(bytes.size(), 64u) << path;

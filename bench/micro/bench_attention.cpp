@@ -4,7 +4,8 @@
 // bytes read per second (SetBytesProcessed), since decode attention is bound by reading the cache;
 // and prefill (a whole causal prompt at once, AVX2), reporting multiply-adds per second ("MAC/s"),
 // since it is bound by arithmetic.
-// Threads: XELM_BENCH_THREADS (default: one per physical core).
+// Threads: XELM_BENCH_THREADS (default: one per physical core). OpenCL: the device and settings xelm
+// reads from the environment (XELM_OPENCL_DEVICE, ...; tools/xelm/environment.h).
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -18,6 +19,7 @@
 #include "host/opencl_backend.h"
 #include "runtime/error.h"
 #include "runtime/ggml_types.h"
+#include "tools/xelm/environment.h"
 
 namespace {
 
@@ -27,7 +29,7 @@ constexpr int64_t kHeads = 16, kKvHeads = 8, kHeadDim = 128;
 
 std::unique_ptr<xelm::Backend> make_backend(const std::string& name, std::string& why_not) {
   try {
-    if (name == "opencl") return xelm::opencl::make_opencl_backend({});
+    if (name == "opencl") return xelm::opencl::make_opencl_backend(xelm::cli::read_environment().opencl);
     const xelm::cpu::CpuFeatures& f = xelm::cpu::cpu_features();
     if (!(f.avx2 && f.fma && f.f16c)) throw xelm::Error("CPU lacks AVX2/FMA/F16C");
     const char* threads = std::getenv("XELM_BENCH_THREADS");

@@ -35,13 +35,13 @@ Subcommand add_bench_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--profile", opts->profile, "Time breakdown: per op on the CPU, per kernel (device time, event profiling) on OpenCL");
   cmd->add_option("--device", opts->device, "OpenCL device: index or name substring (see `xelm devices`)");
-  return {cmd, [opts] {
+  return {cmd, [opts](const Environment& env) {
             if (opts->bandwidth_gbps <= 0.0) {
               opts->bandwidth_gbps = bench::measure_read_bandwidth(cpu::cpu_features().physical_cores);
               spdlog::info("measured read bandwidth: {:.1f} GB/s ({} threads, 1 GiB)", opts->bandwidth_gbps,
                            cpu::cpu_features().physical_cores);
             }
-            const auto results = bench::run_benchmarks(*opts);
+            const auto results = bench::run_benchmarks(*opts, env);
             std::fputs(bench::format_results(results, opts->output, opts->bandwidth_gbps).c_str(), stdout);
             return 0;
           }};

@@ -29,6 +29,7 @@
 #include "runtime/tokenizer.h"
 #include "tools/xelm/commands.h"
 #include "tools/xelm/engine_options.h"
+#include "tools/xelm/sampling_options.h"
 
 namespace xelm::cli {
 namespace {
@@ -51,7 +52,7 @@ struct ChatOptions {
   std::string system_prompt;
   std::string prompt;           // -p: one message, answer, exit
   int n_predict = -1;
-  bool think = false, no_think = false;
+  bool enable_thinking = true;  // Qwen3: --think (the default) / --no-think
   bool show_thinking = false, hide_thinking = false;
   bool drop_oldest = false;
   bool stats = true;
@@ -60,14 +61,14 @@ struct ChatOptions {
 
 class ChatSession {
  public:
-  ChatSession(const ChatOptions& options, CLI::App& cmd)
-      : options_(options), engine_(load_engine(options.engine)) {
+  ChatSession(const ChatOptions& options, CLI::App& cmd, const Environment& env)
+      : options_(options), engine_(load_engine(options.engine, env)) {
     tokenizer_ = Tokenizer::from_gguf(engine_.model->file());
     template_ = std::make_unique<ChatTemplate>(ChatTemplate::from_gguf(engine_.model->file()));
     generator_ = std::make_unique<Generator>(*engine_.transformer, *tokenizer_);
     system_ = options.system_prompt;
     is_qwen3_ = template_->kind() == ChatTemplateKind::Qwen3;
-    enable_thinking_ = is_qwen3_ && !options.no_think;
+    enable_thinking_ = is_qwen3_ && options.enable_thinking;
     // Sampling defaults follow Qwen3's recommendations per mode unless a flag was given.
     user_set_sampling_ = mode_preset_flags_given(cmd);
     if (is_qwen3_ && options.sampling.temperature <= 0.0f) {
@@ -276,19 +277,8 @@ std::optional<std::string> read_message() {
   }
 }
 
-std::string history_path() {
-  const char* state = std::getenv("XDG_STATE_HOME");
-  const char* home = std::getenv("HOME");
-  std::filesystem::path dir = state ? std::filesystem::path(state) / "xelm"
-                                    : home ? std::filesystem::path(home) / ".local/state/xelm" : std::filesystem::path();
-  if (dir.empty()) return "";
-  std::error_code ignored;
-  std::filesystem::create_directories(dir, ignored);
-  return (dir / "chat_history").string();
-}
-
-int chat(const ChatOptions& o, CLI::App& cmd) {
-  ChatSession session(o, cmd);
+int chat(const ChatOptions& o, CLI::App& cmd, const Environment& env) {
+  ChatSession session(o, cmd, env);
   std::signal(SIGINT, on_sigint);
   auto handle = [&](const std::string& text) -> bool {
     if (text.empty()) return true;
@@ -311,8 +301,12 @@ int chat(const ChatOptions& o, CLI::App& cmd) {
     }
     return 0;
   }
-  const std::string history = history_path();
-  if (!history.empty()) read_history(history.c_str());
+  const std::string history = env.chat_history_file.string();
+  if (!history.empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(env.chat_history_file.parent_path(), ignored);
+    read_history(history.c_str());
+  }
   std::fputs("xelm chat — /help for commands, Ctrl-D or /exit to leave\n", stderr);
   bool ended_by_eof = true;
   while (const std::optional<std::string> message = read_message()) {
@@ -336,15 +330,15 @@ Subcommand add_chat_command(CLI::App& app) {
   cmd->add_option("-p,--prompt", o->prompt, "Answer this one message and exit");
   cmd->add_option("-n,--n-predict", o->n_predict, "Most tokens per answer (-1: until done or the context is full)")
       ->check(CLI::Range(-1, 1 << 24));
-  CLI::Option* think = cmd->add_flag("--think", o->think, "Qwen3: think before answering (default)");
-  cmd->add_flag("--no-think", o->no_think, "Qwen3: answer directly, without thinking")->excludes(think);
+  CLI::Option* think = cmd->add_flag("--think", o->enable_thinking, "Qwen3: think before answering (default)");
+  cmd->add_flag("!--no-think", o->enable_thinking, "Qwen3: answer directly, without thinking")->excludes(think);
   cmd->add_flag("--show-thinking", o->show_thinking, "Show the thinking even when output is not a terminal");
   cmd->add_flag("--hide-thinking", o->hide_thinking, "Never show the thinking");
   cmd->add_flag("--drop-oldest", o->drop_oldest, "When the context is full, drop the oldest turns instead of refusing");
   cmd->add_flag("!--no-stats", o->stats, "Do not print per-answer figures");
   o->sampling = SamplerParams::qwen3_thinking();
   add_sampling_options(*cmd, o->sampling, "--seed");
-  return {cmd, [o, cmd] { return chat(*o, *cmd); }};
+  return {cmd, [o, cmd](const Environment& env) { return chat(*o, *cmd, env); }};
 }
 
 }  // namespace xelm::cli

@@ -60,7 +60,7 @@ Subcommand add_devices_command(CLI::App& app) {
   auto show_extensions = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("devices", "List OpenCL devices, their features, and skipped platforms");
   cmd->add_flag("--extensions", *show_extensions, "Also list every OpenCL extension");
-  return {cmd, [show_extensions] { return run_devices(*show_extensions); }};
+  return {cmd, [show_extensions](const Environment&) { return run_devices(*show_extensions); }};
 }
 
 }  // namespace xelm::cli

@@ -119,7 +119,7 @@ Subcommand add_info_command(CLI::App& app) {
   cmd->add_option("model", opts->model_path, "GGUF model file")->required()->check(CLI::ExistingFile);
   cmd->add_flag("--metadata", opts->all_metadata, "Also list every metadata key and value");
   cmd->add_flag("--no-tensors", opts->no_tensors, "Leave out the tensor table");
-  return {cmd, [opts] { return info(*opts); }};
+  return {cmd, [opts](const Environment&) { return info(*opts); }};
 }
 
 }  // namespace xelm::cli

@@ -72,7 +72,7 @@ Subcommand add_make_test_model_command(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "GGUF (or .gguf.gz) to take the tokenizer from, 'default' or 'none'");
   cmd->add_flag("--untied", o->untied, "Separate output.weight instead of reusing token_embd");
   cmd->add_flag("--tied", o->tied, "Reuse token_embd as the output head");
-  return {cmd, [o, cmd] { return make_test_model(*o, *cmd); }};
+  return {cmd, [o, cmd](const Environment&) { return make_test_model(*o, *cmd); }};
 }
 
 }  // namespace xelm::cli

@@ -36,12 +36,12 @@ double token_nll(const float* logits, int64_t n_vocab, int32_t target) {
   return std::log(sum) - static_cast<double>(logits[target] - max_logit);
 }
 
-int perplexity(PerplexityOptions o) {
+int perplexity(PerplexityOptions o, const Environment& env) {
   std::ifstream in(o.text_path, std::ios::binary);
   if (!in) throw Error(o.text_path + ": cannot open");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   // Every chunk is evaluated from position 0, so the cache needs exactly one chunk.
-  Engine engine = load_engine(o.engine);
+  Engine engine = load_engine(o.engine, env);
   const auto tokenizer = Tokenizer::from_gguf(engine.model->file());
   const std::vector<int32_t> tokens = tokenizer->encode(text, /*parse_special=*/false);
   const int64_t n_ctx = engine.transformer->n_ctx();
@@ -91,7 +91,7 @@ Subcommand add_perplexity_command(CLI::App& app) {
   o->engine.add_to(*cmd);
   cmd->add_option("-f,--file", o->text_path, "Text file to score")->required()->check(CLI::ExistingFile);
   cmd->add_option("--chunks", o->max_chunks, "Score at most this many chunks (-1: all)")->check(CLI::Range(-1, 1 << 30));
-  return {cmd, [o] { return perplexity(*o); }};
+  return {cmd, [o](const Environment& env) { return perplexity(*o, env); }};
 }
 
 }  // namespace xelm::cli

@@ -55,7 +55,7 @@ Subcommand add_quantize_command(CLI::App& app) {
   cmd->add_option("output", o->out_path, "Output GGUF")->required();
   cmd->add_option("type", o->type, "Target mix: Q4_K_M, Q5_K_M, Q3_K_M, Q2_K, Q6_K, Q8_0, Q4_0, ...")->required();
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)")->check(CLI::Range(1, 256));
-  return {cmd, [o] { return quantize(*o); }};
+  return {cmd, [o](const Environment&) { return quantize(*o); }};
 }
 
 }  // namespace xelm::cli

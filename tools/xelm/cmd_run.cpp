@@ -14,6 +14,7 @@
 #include "runtime/tokenizer.h"
 #include "tools/xelm/commands.h"
 #include "tools/xelm/engine_options.h"
+#include "tools/xelm/sampling_options.h"
 
 namespace xelm::cli {
 namespace {
@@ -46,10 +47,10 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
   return ids;
 }
 
-int run(const RunOptions& o) {
+int run(const RunOptions& o, const Environment& env) {
   if (o.prompt.empty() == o.tokens.empty()) throw Error("give a prompt with -p TEXT or as token ids with --tokens");
   const std::vector<int32_t> given_ids = o.tokens.empty() ? std::vector<int32_t>() : parse_token_list(o.tokens);
-  Engine engine = load_engine(o.engine);
+  Engine engine = load_engine(o.engine, env);
   const auto tokenizer = Tokenizer::from_gguf(engine.model->file());
   const std::vector<int32_t> prompt = o.tokens.empty() ? tokenizer->encode(o.prompt, !o.no_parse_special) : given_ids;
   if (!o.tokens.empty() && !o.print_ids) std::fputs(tokenizer->decode(prompt).c_str(), stdout);
@@ -99,7 +100,7 @@ Subcommand add_run_command(CLI::App& app) {
   cmd->add_flag("--no-parse-special", opts->no_parse_special, "Treat special-token text in the prompt as plain text");
   cmd->add_flag("--ids", opts->print_ids, "Print generated token ids instead of text");
   add_sampling_options(*cmd, opts->sampling);
-  return {cmd, [opts] { return run(*opts); }};
+  return {cmd, [opts](const Environment& env) { return run(*opts, env); }};
 }
 
 }  // namespace xelm::cli

@@ -33,6 +33,7 @@
 #include "runtime/version.h"
 #include "tools/xelm/commands.h"
 #include "tools/xelm/engine_options.h"
+#include "tools/xelm/sampling_options.h"
 #include "tools/xelm/serve/fifo_gate.h"
 #include "tools/xelm/serve/openai_api.h"
 
@@ -76,8 +77,8 @@ void set_error(httplib::Response& res, const ApiError& e) {
 
 class ApiServer {
  public:
-  ApiServer(const ServeOptions& options, bool sampling_flags_given)
-      : options_(options), engine_(load_engine(options.engine)), sampling_flags_given_(sampling_flags_given) {
+  ApiServer(const ServeOptions& options, bool sampling_flags_given, const Environment& env)
+      : options_(options), engine_(load_engine(options.engine, env)), sampling_flags_given_(sampling_flags_given) {
     tokenizer_ = Tokenizer::from_gguf(engine_.model->file());
     template_ = std::make_unique<ChatTemplate>(ChatTemplate::from_gguf(engine_.model->file()));
     generator_ = std::make_unique<Generator>(*engine_.transformer, *tokenizer_);
@@ -318,7 +319,7 @@ class ApiServer {
   httplib::Server http_;
 };
 
-int serve_forever(const ServeOptions& o, const CLI::App& cmd) {
+int serve_forever(const ServeOptions& o, const CLI::App& cmd, const Environment& env) {
   // SIGINT and SIGTERM go to one watcher thread (blocked everywhere else, so every thread started
   // from here on inherits the mask); a write to a closed socket must return an error, not kill us.
   std::signal(SIGPIPE, SIG_IGN);
@@ -359,7 +360,7 @@ int serve_forever(const ServeOptions& o, const CLI::App& cmd) {
   };
 
   try {
-    ApiServer server(o, mode_preset_flags_given(cmd));
+    ApiServer server(o, mode_preset_flags_given(cmd), env);
     {
       std::lock_guard lock(lifecycle);
       running = &server;
@@ -395,7 +396,7 @@ Subcommand add_serve_command(CLI::App& app) {
   cmd->add_flag("--no-think", o->no_think, "Qwen3: answer without thinking unless a request sets enable_thinking");
   o->sampling = SamplerParams::qwen3_thinking();
   add_sampling_options(*cmd, o->sampling, "--seed");
-  return {cmd, [o, cmd] { return serve_forever(*o, *cmd); }};
+  return {cmd, [o, cmd](const Environment& env) { return serve_forever(*o, *cmd, env); }};
 }
 
 }  // namespace xelm::cli

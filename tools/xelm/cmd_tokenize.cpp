@@ -72,7 +72,7 @@ Subcommand add_tokenize_command(CLI::App& app) {
   cmd->callback([prompt, file] {
     if (prompt->count() == 0 && file->count() == 0) throw CLI::RequiredError("-p,--prompt or -f,--file");
   });
-  return {cmd, [opts] { return tokenize(*opts); }};
+  return {cmd, [opts](const Environment&) { return tokenize(*opts); }};
 }
 
 }  // namespace xelm::cli

@@ -48,7 +48,7 @@ nlohmann::json measurement_json(const bench::TuneMeasurement& m) {
 
 std::string measured_text(double ts, double sd) { return ts > 0 ? fmt::format("{:.2f} ± {:.2f}", ts, sd) : "-"; }
 
-int run_tune_command(TuneCliOptions& o) {
+int run_tune_command(TuneCliOptions& o, const Environment& env) {
   const std::unique_ptr<Model> model = Model::load(o.params.model_path);
   const int64_t n_layer = model->config().n_layer;
   const std::vector<bench::BenchConfig> plan = bench::tune_plan(o.params, n_layer);
@@ -65,7 +65,7 @@ int run_tune_command(TuneCliOptions& o) {
   g_interrupted.store(false);
   std::signal(SIGINT, on_sigint);
   const std::vector<bench::TuneMeasurement> measurements =
-      bench::run_tune(o.params, plan, g_interrupted, [&](size_t index, const bench::BenchConfig& config) {
+      bench::run_tune(o.params, env, plan, g_interrupted, [&](size_t index, const bench::BenchConfig& config) {
         std::fprintf(stderr, "tune [%zu/%zu] %s %s: %s (Ctrl-C stops and keeps what was measured)\n", index + 1,
                      plan.size(), config.backend.c_str(), bench::config_flags(config).c_str(), test_names.c_str());
       });
@@ -113,7 +113,7 @@ int run_tune_command(TuneCliOptions& o) {
                            {"tuned_at", static_cast<int64_t>(std::time(nullptr))},
                            {"measurements", nlohmann::json::array()}};
   for (const bench::TuneMeasurement& m : measurements) record["measurements"].push_back(measurement_json(m));
-  const std::filesystem::path saved = bench::save_tuning(record, o.params.model_path, device, driver);
+  const std::filesystem::path saved = bench::save_tuning(env.tune_store_dir, record, o.params.model_path, device, driver);
   std::printf("saved the recommendation (%s: %s) for %s / %s to %s\n", o.goal.c_str(),
               bench::config_flags(chosen->choice.config).c_str(), device.c_str(), driver.c_str(), saved.c_str());
 
@@ -144,7 +144,7 @@ Subcommand add_tune_command(CLI::App& app) {
   cmd->add_option("--device", opts->params.device, "OpenCL device: index or name substring");
   cmd->add_option("--plot", opts->plot, "SVG chart file (default: xelm-tune-<model stem>.svg here)");
   cmd->add_flag("--dry-run", opts->dry_run, "Print the sweep plan only");
-  return {cmd, [opts] { return run_tune_command(*opts); }};
+  return {cmd, [opts](const Environment& env) { return run_tune_command(*opts, env); }};
 }
 
 }  // namespace xelm::cli

@@ -1,17 +1,19 @@
 // commands.h — each `xelm` subcommand registers its flags on the CLI11 app and returns the function
-// that runs it once parsing succeeded. Commands report bad input by throwing xelm::Error; main()
-// prints it as one line and exits 1.
+// that runs it once parsing succeeded, given the settings main() read from the environment.
+// Commands report bad input by throwing xelm::Error; main() prints it as one line and exits 1.
 #pragma once
 
 #include <functional>
 
 #include <CLI/CLI.hpp>
 
+#include "tools/xelm/environment.h"
+
 namespace xelm::cli {
 
 struct Subcommand {
-  CLI::App* app;            // the parsed subcommand (its flags)
-  std::function<int()> run; // runs it; returns the exit code
+  CLI::App* app;                               // the parsed subcommand (its flags)
+  std::function<int(const Environment&)> run;  // runs it; returns the exit code
 };
 
 Subcommand add_chat_command(CLI::App& app);

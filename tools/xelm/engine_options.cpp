@@ -1,14 +1,17 @@
-// engine_options.cpp — flag registration and engine construction.
+// engine_options.cpp — flag registration, the GPU request and engine construction.
 #include "tools/xelm/engine_options.h"
 
+#include <filesystem>
+#include <optional>
+#include <variant>
+
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include "bench/tune_store.h"
 #include "cpu_fallback/cpu_backend.h"
 #include "cpu_fallback/ref/ref_backend.h"
 #include "runtime/error.h"
-
-#include <spdlog/fmt/fmt.h>
 
 namespace xelm::cli {
 
@@ -33,59 +36,20 @@ GgmlType EngineOptions::kv_cache_type() const {
   return kv_type == "f32" ? GgmlType::F32 : kv_type == "q8_0" ? GgmlType::Q8_0 : GgmlType::F16;
 }
 
-void add_sampling_options(CLI::App& cmd, SamplerParams& s, const std::string& seed_flags) {
-  cmd.add_option("--temp", s.temperature, "Temperature (0 = greedy)")->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  cmd.add_option("--top-k", s.top_k, "Top-k (0 = off)")->check(CLI::Range(0, 1 << 24))->capture_default_str();
-  cmd.add_option("--top-p", s.top_p, "Top-p, nucleus (1 = off)")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  cmd.add_option("--min-p", s.min_p, "Min-p (0 = off)")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  cmd.add_option("--repeat-penalty", s.repeat_penalty, "Penalty for repeated tokens (1 = off)")
-      ->check(CLI::Range(0.01, 100.0))->capture_default_str();
-  cmd.add_option("--repeat-last-n", s.repeat_last_n, "Tokens the penalties look back over (0 = off, -1 = all)")
-      ->check(CLI::Range(-1, 1 << 24))->capture_default_str();
-  cmd.add_option("--presence-penalty", s.presence_penalty, "Presence penalty (0 = off)")
-      ->check(CLI::Range(-2.0, 2.0))->capture_default_str();
-  cmd.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty (0 = off)")
-      ->check(CLI::Range(-2.0, 2.0))->capture_default_str();
-  cmd.add_option("--think-repeat-penalty", s.think_repeat_penalty, "Repeat penalty inside <think> (0 = as outside)")
-      ->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  cmd.add_option("--mirostat", s.mirostat, "Mirostat: 0 = off, 2 = mirostat v2 (replaces top-k/top-p/min-p)")
-      ->check(CLI::IsMember({0, 2}))->capture_default_str();
-  cmd.add_option("--mirostat-ent", s.mirostat_tau, "Mirostat target entropy tau")->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  cmd.add_option("--mirostat-lr", s.mirostat_eta, "Mirostat learning rate eta")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  cmd.add_option(seed_flags, s.seed, "Sampling seed (4294967295 = random)")->capture_default_str();
-}
-
-bool mode_preset_flags_given(const CLI::App& cmd) {
-  for (const char* flag : {"--temp", "--top-k", "--top-p", "--min-p"}) {
-    if (cmd.count(flag) > 0) return true;
-  }
-  return false;
-}
-
-SamplerParams with_qwen3_mode_preset(SamplerParams p, bool enable_thinking) {
-  const SamplerParams mode = enable_thinking ? SamplerParams::qwen3_thinking() : SamplerParams::qwen3_non_thinking();
-  p.temperature = mode.temperature;
-  p.top_k = mode.top_k;
-  p.top_p = mode.top_p;
-  p.min_p = mode.min_p;
-  return p;
-}
-
 namespace {
 
-// The GPU part of the plan, from -ngl / --layers-gpu / --backend opencl, or else from a saved
-// `xelm tune` recommendation for this model ("tuned:N"); nullopt = CPU only.
-std::optional<std::string> gpu_request(const EngineOptions& o) {
-  if (!o.layers_gpu.empty()) return "list";
-  if (!o.n_gpu_layers.empty() && o.n_gpu_layers != "0") return o.n_gpu_layers;
-  if (o.n_gpu_layers.empty() && o.backend == "opencl") return "999";
-  if (o.n_gpu_layers.empty() && o.backend == "cpu") {
-    if (const auto tuned = bench::find_tuning_for_model(o.model_path); tuned && tuned->n_gpu_layers > 0) {
-      return "tuned:" + std::to_string(tuned->n_gpu_layers);
-    }
-  }
-  return std::nullopt;
-}
+// The GPU part of the plan that the flags ask for, or a saved `xelm tune` recommendation.
+struct LastLayers {  // -ngl N (--backend opencl without -ngl: every layer)
+  int64_t count;
+};
+struct ListedLayers {};  // --layers-gpu
+struct FittingLayers {};  // -ngl auto
+struct TunedLayers {  // no -ngl: `xelm tune`'s recommendation for this model, if it is for the device in use
+  bench::TunedConfig saved;
+};
+using GpuRequest = std::variant<LastLayers, ListedLayers, FittingLayers, TunedLayers>;
+
+constexpr int64_t kEveryLayer = 999;  // above any layer count: everything, embedding lookup included
 
 int64_t parse_gpu_layers(const std::string& text) {
   try {
@@ -97,9 +61,35 @@ int64_t parse_gpu_layers(const std::string& text) {
   throw Error("-ngl: '" + text + "' is not a layer count or auto");
 }
 
+// From -ngl / --layers-gpu / --backend opencl, or else the tune store; nullopt = CPU only.
+std::optional<GpuRequest> gpu_request(const EngineOptions& o, const std::filesystem::path& tune_store_dir) {
+  if (!o.layers_gpu.empty()) return ListedLayers{};
+  if (o.n_gpu_layers == "auto") return FittingLayers{};
+  if (!o.n_gpu_layers.empty()) {
+    const int64_t n = parse_gpu_layers(o.n_gpu_layers);
+    if (n == 0) return std::nullopt;
+    return LastLayers{n};
+  }
+  if (o.backend == "opencl") return LastLayers{kEveryLayer};
+  if (o.backend == "cpu") {
+    if (auto tuned = bench::find_tuning_for_model(tune_store_dir, o.model_path); tuned && tuned->n_gpu_layers > 0) {
+      return TunedLayers{std::move(*tuned)};
+    }
+  }
+  return std::nullopt;
+}
+
+// The OpenCL settings of the environment, with --device when it was given.
+opencl::OpenClOptions opencl_options(const EngineOptions& o, const Environment& env) {
+  opencl::OpenClOptions options = env.opencl;
+  if (!o.device.empty()) options.device = o.device;
+  options.profile_kernels = o.profile_gpu_kernels;
+  return options;
+}
+
 }  // namespace
 
-Engine load_engine(const EngineOptions& o) {
+Engine load_engine(const EngineOptions& o, const Environment& env) {
   Engine e;
   e.model = Model::load(o.model_path);
   const ModelConfig& c = e.model->config();
@@ -108,35 +98,31 @@ Engine load_engine(const EngineOptions& o) {
   const RunShape shape{.n_ctx = std::min<int64_t>(o.n_ctx, c.n_ctx_train), .n_batch = o.n_batch, .kv_type = o.kv_cache_type()};
   e.plan = OffloadPlan::last_n_layers(c.n_layer, 0);
 
-  if (const std::optional<std::string> request = gpu_request(o)) {
+  if (const std::optional<GpuRequest> request = gpu_request(o, env.tune_store_dir)) {
     try {
-      opencl::OpenClOptions options;
-      options.device = o.device;
-      options.profile_kernels = o.profile_gpu_kernels;
-      e.gpu = opencl::make_opencl_backend(options);
+      e.gpu = opencl::make_opencl_backend(opencl_options(o, env));
     } catch (const Error& error) {
       spdlog::warn("OpenCL is not usable ({}); running on the CPU", error.what());
     }
     if (e.gpu) {
       const opencl::DeviceInfo& info = e.gpu->device_info();
-      const DeviceBudget budget = apply_memory_cap({info.name, info.global_memory_bytes, info.max_alloc_bytes});
-      if (*request == "list") {
+      const DeviceBudget budget =
+          apply_memory_cap({info.name, info.global_memory_bytes, info.max_alloc_bytes}, env.device_memory_cap_bytes);
+      if (const auto* last = std::get_if<LastLayers>(&*request)) {
+        e.plan = OffloadPlan::last_n_layers(c.n_layer, last->count);
+      } else if (std::holds_alternative<ListedLayers>(*request)) {
         e.plan = OffloadPlan::from_layer_list(c.n_layer, o.layers_gpu, o.embedding_gpu, !o.head_cpu);
-      } else if (*request == "auto") {
+      } else if (std::holds_alternative<FittingLayers>(*request)) {
         const int64_t n = auto_gpu_layers(*e.model, shape, budget);
         spdlog::info("-ngl auto: {} of {} layers fit {} ({})", std::min(n, c.n_layer), c.n_layer, budget.name,
                      format_bytes(budget.memory_bytes));
         e.plan = OffloadPlan::last_n_layers(c.n_layer, n);
-      } else if (request->rfind("tuned:", 0) == 0) {
-        const auto tuned = bench::find_tuning_for_model(o.model_path);
-        if (tuned && bench::tuned_gpu_layers(o.model_path, info.name, info.driver_version) == tuned->n_gpu_layers) {
-          spdlog::info("-ngl {} from `xelm tune`'s recommendation for this model on {}", tuned->n_gpu_layers, info.name);
-          e.plan = OffloadPlan::last_n_layers(c.n_layer, tuned->n_gpu_layers);
-        } else {
-          spdlog::info("the saved `xelm tune` result is for another device or driver; running on the CPU");
-        }
+      } else if (const bench::TunedConfig& tuned = std::get<TunedLayers>(*request).saved;
+                 tuned.device == info.name && tuned.driver == info.driver_version) {
+        spdlog::info("-ngl {} from `xelm tune`'s recommendation for this model on {}", tuned.n_gpu_layers, info.name);
+        e.plan = OffloadPlan::last_n_layers(c.n_layer, tuned.n_gpu_layers);
       } else {
-        e.plan = OffloadPlan::last_n_layers(c.n_layer, parse_gpu_layers(*request));
+        spdlog::info("the saved `xelm tune` result is for another device or driver; running on the CPU");
       }
       const MemoryEstimate memory = estimate_memory(*e.model, e.plan, shape);
       spdlog::info("offload plan: {}", e.plan.describe());
@@ -165,8 +151,5 @@ Engine load_engine(const EngineOptions& o) {
   }
   return e;
 }
-
-
-
 
 }  // namespace xelm::cli

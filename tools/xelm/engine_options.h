@@ -13,8 +13,8 @@
 #include "runtime/backend.h"
 #include "runtime/model.h"
 #include "runtime/offload_plan.h"
-#include "runtime/sampler.h"
 #include "runtime/transformer.h"
+#include "tools/xelm/environment.h"
 
 namespace xelm::cli {
 
@@ -29,7 +29,7 @@ struct EngineOptions {
   std::string layers_gpu;       // explicit GPU layer list "4-27,30"
   bool embedding_gpu = false;   // with --layers-gpu: the embedding lookup on the GPU too
   bool head_cpu = false;        // with --layers-gpu: keep the output head on the CPU
-  std::string device;           // OpenCL device index or name substring
+  std::string device;           // OpenCL device index or name substring; "" = XELM_OPENCL_DEVICE's choice
   bool profile_gpu_kernels = false;  // OpenCL event profiling (xelm bench --profile)
 
   void add_to(CLI::App& cmd);
@@ -46,16 +46,8 @@ struct Engine {
   std::string description;  // "cpu-avx2", "opencl: <device> (layers 20-27 + head)", ...
 };
 
-Engine load_engine(const EngineOptions& options);
-
-// --temp, --top-k, --top-p, --min-p, penalties, mirostat and the seed, with llama.cpp's names.
-// seed_flags: "-s,--seed" by default; chat uses "--seed" since -s is its --system.
-void add_sampling_options(CLI::App& cmd, SamplerParams& params, const std::string& seed_flags = "-s,--seed");
-
-// Whether any of the flags that Qwen3's per-mode presets cover (--temp, --top-k, --top-p, --min-p) was given.
-bool mode_preset_flags_given(const CLI::App& cmd);
-// `params` with temperature, top-k, top-p and min-p replaced by Qwen3's recommendation for the mode
-// (thinking or not); chat and serve use it for Qwen3 models unless those flags were given.
-SamplerParams with_qwen3_mode_preset(SamplerParams params, bool enable_thinking);
+// The OpenCL backend takes env.opencl (with `device` when given), the offload planner
+// env.device_memory_cap_bytes, and a run without -ngl the saved `xelm tune` result in env.tune_store_dir.
+Engine load_engine(const EngineOptions& options, const Environment& env);
 
 }  // namespace xelm::cli

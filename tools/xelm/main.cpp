@@ -11,6 +11,7 @@
 #include "runtime/error.h"
 #include "runtime/version.h"
 #include "tools/xelm/commands.h"
+#include "tools/xelm/environment.h"
 
 int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("xelm");
@@ -58,8 +59,9 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
   try {
+    const xelm::cli::Environment environment = xelm::cli::read_environment();
     for (const xelm::cli::Subcommand& command : commands) {
-      if (command.app->parsed()) return command.run();
+      if (command.app->parsed()) return command.run(environment);
     }
   } catch (const xelm::Error& e) {
     spdlog::error("{}", e.what());
