@@ -340,7 +340,7 @@ class OpenClBackendImpl final : public OpenClBackend {
       const cl::NDRange global(wg * row_groups, token_groups), local(wg, 1);
       if (int8) {
         launch(kernel, global, local, p.buffer, cl_ulong{p.offset}, cl_ulong{cw.row_bytes}, cl_int(w.in_features()),
-               cl_int(p.row0), cl_int(p.rows), act_q_, act_d_, buf(y), cl_int(y.cols()), cl_int(x.rows()),
+               cl_int(p.row0), cl_int(p.rows), act_q_.buffer, act_d_.buffer, buf(y), cl_int(y.cols()), cl_int(x.rows()),
                bias_buffer, cl_int(bias != nullptr));
       } else {
         launch(kernel, global, local, p.buffer, cl_ulong{p.offset}, cl_ulong{cw.row_bytes}, cl_int(w.in_features()),
@@ -381,21 +381,20 @@ class OpenClBackendImpl final : public OpenClBackend {
                                                  max_splits);
     const int64_t split_len = (n_keys + n_splits - 1) / n_splits;
     const size_t part_floats = static_cast<size_t>(n_q * shape.n_head * n_splits * d);
-    if (n_splits > 1 && part_capacity_ < part_floats) {
-      part_acc_ = new_buffer(part_floats * sizeof(float), "attention partials");
-      part_ml_ = new_buffer(part_floats / static_cast<size_t>(d) * 2 * sizeof(float), "attention partials");
-      part_capacity_ = part_floats;
+    if (n_splits > 1) {
+      reserve(part_acc_, part_floats * sizeof(float), "attention partials");
+      reserve(part_ml_, part_floats / static_cast<size_t>(d) * 2 * sizeof(float), "attention partials");
     }
     const size_t wg = static_cast<size_t>(attn_wg());
     launch("kernel_attention_" + kernel_type_name(c.type()) + "_f32",
            cl::NDRange(wg * static_cast<size_t>(n_splits), static_cast<size_t>(shape.n_head), static_cast<size_t>(n_q)),
-           cl::NDRange(wg, 1, 1), buf(q), c.k, c.v, buf(out), n_splits > 1 ? part_acc_ : dummy_,
-           n_splits > 1 ? part_ml_ : dummy_, cl_int(shape.n_head), cl_int(shape.n_head_kv), cl_int(d), cl_int(pos0),
+           cl::NDRange(wg, 1, 1), buf(q), c.k, c.v, buf(out), n_splits > 1 ? part_acc_.buffer : dummy_,
+           n_splits > 1 ? part_ml_.buffer : dummy_, cl_int(shape.n_head), cl_int(shape.n_head_kv), cl_int(d), cl_int(pos0),
            cl_int(split_len), cl_float(1.0f / std::sqrt(static_cast<float>(d))));
     if (n_splits > 1) {
       launch("kernel_attention_reduce_f32",
              cl::NDRange(static_cast<size_t>(d), static_cast<size_t>(shape.n_head), static_cast<size_t>(n_q)),
-             cl::NullRange, part_acc_, part_ml_, buf(out), cl_int(n_splits));
+             cl::NullRange, part_acc_.buffer, part_ml_.buffer, buf(out), cl_int(n_splits));
     }
   }
 
@@ -484,13 +483,10 @@ class OpenClBackendImpl final : public OpenClBackend {
   // Int8 fast path: x quantized per 32-element block into act_q_ (int8) and act_d_ (scales).
   void quantize_activations(const Activation& x) {
     const size_t elements = static_cast<size_t>(x.rows() * x.cols());
-    if (act_capacity_ < elements) {
-      act_q_ = new_buffer(elements, "int8 activations");
-      act_d_ = new_buffer(elements / 32 * sizeof(float), "int8 activation scales");
-      act_capacity_ = elements;
-    }
+    reserve(act_q_, elements, "int8 activations");
+    reserve(act_d_, elements / 32 * sizeof(float), "int8 activation scales");
     launch("kernel_quantize_act_q8", cl::NDRange(static_cast<size_t>(x.cols() / 32), static_cast<size_t>(x.rows())),
-           cl::NullRange, buf(x), act_q_, act_d_, cl_int(x.cols()));
+           cl::NullRange, buf(x), act_q_.buffer, act_d_.buffer, cl_int(x.cols()));
   }
 
   // Prefill GEMM path: y = x W^T (+ bias), W dequantized into gemm_scratch_ a block of rows at a time
@@ -721,10 +717,8 @@ class OpenClBackendImpl final : public OpenClBackend {
   std::map<std::string, cl::Kernel> kernels_;
   cl::Buffer dummy_;  // bound to unused buffer arguments
   GrowingBuffer token_buffer_;  // token ids of get_rows
-  cl::Buffer part_acc_, part_ml_;  // split-attention partials
-  size_t part_capacity_ = 0;
-  cl::Buffer act_q_, act_d_;  // int8 activations and their block scales
-  size_t act_capacity_ = 0;   // elements
+  GrowingBuffer part_acc_, part_ml_;  // split-attention partials
+  GrowingBuffer act_q_, act_d_;       // int8 activations and their block scales
   GrowingBuffer gemm_scratch_;  // dequantized weight rows, f32
   GrowingBuffer gemm_temp_;     // CLBlast's temporary matrices (GemmTempBufferSize), reused by every GEMM
   std::map<std::pair<int64_t, float>, cl::Buffer> inv_freq_;
