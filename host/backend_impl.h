@@ -86,7 +86,6 @@ class OpenClBackendImpl final : public OpenClBackend {
   // fused_ops.cpp: one kernel_matvec_f32 launch.
   void launch_matvec(const Activation& x, const Weight* norm, float eps, bool accumulate,
                      std::span<const Product> products);
-  void flush_pending_add();
 
   ClQueue q_;  // the device, its queue and its kernels
   KernelTuning tuning_;
@@ -99,9 +98,6 @@ class OpenClBackendImpl final : public OpenClBackend {
   GrowingBuffer part_acc_, part_ml_;  // split-attention partials
   GrowingBuffer act_q_, act_d_;       // int8 activations and their block scales
   std::map<std::pair<int64_t, float>, cl::Buffer> inv_freq_;
-  // The deferred `x += y` (buffers held so they outlive their activations), over this many floats.
-  std::optional<cl::Buffer> pending_add_, pending_add_y_;
-  size_t pending_add_elements_ = 0;
 };
 
 }  // namespace xelm::opencl

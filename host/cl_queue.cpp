@@ -65,6 +65,26 @@ void ClQueue::finish() {
   staging_.clear();
 }
 
+void ClQueue::defer_add(const cl::Buffer& x, const cl::Buffer& y, size_t elements) {
+  flush_deferred_add();
+  deferred_add_ = DeferredAdd{x, y, elements};
+}
+
+std::optional<cl::Buffer> ClQueue::take_deferred_add(const cl::Buffer& x, size_t elements) {
+  if (!deferred_add_ || deferred_add_->x() != x() || deferred_add_->elements != elements) return std::nullopt;
+  cl::Buffer y = std::move(deferred_add_->y);
+  deferred_add_.reset();
+  return y;
+}
+
+// Enqueues the deferred add: taken off first, so that its own launch's enqueue() finds none.
+void ClQueue::flush_deferred_add() {
+  if (!deferred_add_) return;
+  const DeferredAdd add = std::move(*deferred_add_);
+  deferred_add_.reset();
+  launch("kernel_add_f32", cl::NDRange(add.elements), cl::NullRange, add.x, add.y);
+}
+
 cl::Buffer ClQueue::new_buffer(uint64_t bytes, const char* what) {
   if (bytes > max_alloc_) {
     throw Error(fmt::format("{} of {} bytes exceeds the max allocation of {} ({} bytes)", what, bytes, info_.name,

@@ -84,10 +84,12 @@ class ClQueue {
   // Makes the program's kernels launchable by name.
   void add_kernels(cl::Program program);
 
-  // The one enqueue path: every command the backend puts on the queue goes through here.
+  // The one enqueue path: every command the backend puts on the queue goes through here, and a
+  // deferred add (defer_add) is enqueued first, so commands run in the order the ops were called.
   // `command(queue)` puts it on the queue; an OpenCL error becomes an xelm::Error naming `what`.
   template <typename F>
   void enqueue(const char* what, F&& command) {
+    flush_deferred_add();
     guarded(what, [&] { command(queue_); });
   }
 
@@ -112,6 +114,13 @@ class ClQueue {
   // Waits for every enqueued command.
   void finish();
 
+  // x += y over `elements` floats, enqueued before the next command unless take_deferred_add
+  // consumes it first (the add+rms_norm fusion). The buffers are held until then.
+  void defer_add(const cl::Buffer& x, const cl::Buffer& y, size_t elements);
+  // When the deferred add is `x += y` over `elements` floats: hands y over and drops the add (the
+  // caller's kernel does it); else nothing changes.
+  std::optional<cl::Buffer> take_deferred_add(const cl::Buffer& x, size_t elements);
+
   cl::Buffer new_buffer(uint64_t bytes, const char* what);
   const cl::Buffer& reserve(GrowingBuffer& b, uint64_t bytes, const char* what);
 
@@ -126,7 +135,13 @@ class ClQueue {
   }
 
  private:
+  struct DeferredAdd {
+    cl::Buffer x, y;
+    size_t elements;
+  };
+
   cl::Kernel& kernel(const std::string& name);
+  void flush_deferred_add();
 
   cl::Device device_;
   DeviceInfo info_;
@@ -137,6 +152,7 @@ class ClQueue {
   std::map<std::string, cl::Kernel> kernels_;
   cl::Buffer dummy_;
   std::deque<std::vector<uint8_t>> staging_;  // host data of non-blocking writes, until the next wait
+  std::optional<DeferredAdd> deferred_add_;
   OpenClCounters counters_;
 };
 

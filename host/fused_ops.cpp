@@ -56,7 +56,6 @@ void OpenClBackendImpl::do_norm_matmul(const Activation& x, const Weight& norm, 
     Backend::do_norm_matmul(x, norm, eps, h, products);
     return;
   }
-  flush_pending_add();
   launch_matvec(x, &norm, eps, false, products);
 }
 
@@ -70,7 +69,6 @@ void OpenClBackendImpl::do_rope_store_kv(Activation& q, Activation& k, const Act
     Backend::do_rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base);
     return;
   }
-  flush_pending_add();
   const size_t wg = static_cast<size_t>(norm_wg());
   q_.launch("kernel_rope_store_" + kernel_type_name(c.type()),
             cl::NDRange(wg, static_cast<size_t>(shape.n_head + 2 * shape.n_head_kv), static_cast<size_t>(q.rows())),
@@ -87,7 +85,6 @@ void OpenClBackendImpl::do_matmul_add(const Weight& w, const Activation& a, Acti
     Backend::do_matmul_add(w, a, x, scratch);
     return;
   }
-  flush_pending_add();
   launch_matvec(a, nullptr, 0.0f, true, std::span<const Product>(&product, 1));
 }
 
@@ -100,7 +97,6 @@ void OpenClBackendImpl::do_norm_swiglu(const Activation& x, const Weight& norm, 
     Backend::do_norm_swiglu(x, norm, eps, w_gate, w_up, h, up, out);
     return;
   }
-  flush_pending_add();
   const ClWeight& g = wt(w_gate);
   const ClWeight& u = wt(w_up);
   const size_t groups = static_cast<size_t>((w_gate.out_features() + tuning_.matmul_rows - 1) / tuning_.matmul_rows);

@@ -1,11 +1,12 @@
 // ops.cpp — the OpenCL backend's plain ops: each is one kernel of kernels/*.cl (matmul once per
 // weight piece, attention twice when split over the keys) enqueued on the backend's queue, plus
-// activations and KV caches. add() is deferred to the next op so that the forward pass's
+// activations and KV caches. add() is deferred (ClQueue::defer_add) so that the forward pass's
 // `add; rms_norm` runs as one kernel. matmul takes the prefill GEMM path (gemm_path.cpp) from
 // gemm_min_tokens activation rows, else kernel_matmul_<type>_f32, or with the int8 fast path
 // kernel_matmul_{q8_0,q4_0}_q8 on activations quantized once per product.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include <spdlog/fmt/fmt.h>
@@ -35,31 +36,24 @@ std::unique_ptr<KvCacheLayer> OpenClBackendImpl::new_kv_cache(int64_t n_ctx, int
                                      q_.new_buffer(bytes, "KV cache"));
 }
 
-void OpenClBackendImpl::synchronize() {
-  flush_pending_add();
-  q_.finish();
-}
+void OpenClBackendImpl::synchronize() { q_.finish(); }
 
 void OpenClBackendImpl::do_write(Activation& dst, std::span<const float> src) {
-  flush_pending_add();
   q_.upload(buf(dst), src.data(), src.size_bytes());
 }
 
 void OpenClBackendImpl::do_read(const Activation& src, std::span<float> dst) {
-  flush_pending_add();
   q_.read(buf(src), dst.data(), dst.size_bytes());
 }
 
 void OpenClBackendImpl::do_copy_rows(const Activation& src, int64_t src_row, Activation& dst, int64_t dst_row,
                                      int64_t n) {
-  flush_pending_add();
   const size_t row = static_cast<size_t>(src.cols()) * sizeof(float);
   q_.copy(buf(src), static_cast<size_t>(src_row) * row, buf(dst), static_cast<size_t>(dst_row) * row,
           static_cast<size_t>(n) * row);
 }
 
 void OpenClBackendImpl::do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) {
-  flush_pending_add();
   const ClWeight& w = wt(table);
   const cl::Buffer& token_buffer = q_.reserve(token_buffer_, tokens.size_bytes(), "token ids");
   q_.upload(token_buffer, tokens.data(), tokens.size_bytes());
@@ -71,27 +65,24 @@ void OpenClBackendImpl::do_get_rows(const Weight& table, std::span<const int32_t
   }
 }
 
-// A pending `x += y` on this x is fused into the norm (one launch instead of two).
+// A deferred `x += y` on this x is fused into the norm (one launch instead of two); any other
+// deferred add is enqueued before the norm, as before every command.
 void OpenClBackendImpl::do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) {
   const int64_t group = weight.in_features();
   const size_t wg = static_cast<size_t>(norm_wg());
   const cl::NDRange global(wg * static_cast<size_t>(x.cols() / group), static_cast<size_t>(x.rows()));
-  if (pending_add_ && (*pending_add_)() == buf(x)() && buf(out)() != buf(x)() &&
-      pending_add_elements_ == static_cast<size_t>(x.rows() * x.cols())) {
-    const cl::Buffer y = std::move(*pending_add_y_);
-    pending_add_.reset();
-    pending_add_y_.reset();
-    q_.launch("kernel_add_rms_norm_f32", global, cl::NDRange(wg, 1), buf(x), y, wt(weight).dense, buf(out),
+  const std::optional<cl::Buffer> y =
+      buf(out)() != buf(x)() ? q_.take_deferred_add(buf(x), static_cast<size_t>(x.rows() * x.cols())) : std::nullopt;
+  if (y) {
+    q_.launch("kernel_add_rms_norm_f32", global, cl::NDRange(wg, 1), buf(x), *y, wt(weight).dense, buf(out),
               cl_int(x.cols()), cl_int(group), cl_float(eps));
     return;
   }
-  flush_pending_add();
   q_.launch("kernel_rms_norm_f32", global, cl::NDRange(wg, 1), buf(x), wt(weight).dense, buf(out), cl_int(x.cols()),
             cl_int(group), cl_float(eps));
 }
 
 void OpenClBackendImpl::do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) {
-  flush_pending_add();
   const ClWeight& cw = wt(w);
   if (gemm_.applies(x.rows()) && gemm_.matmul(q_, tuning_, cw, x, y, bias)) return;
   const bool int8 = fast_.int8 && (w.type() == GgmlType::Q8_0 || w.type() == GgmlType::Q4_0);
@@ -124,7 +115,6 @@ void OpenClBackendImpl::quantize_activations(const Activation& x) {
 }
 
 void OpenClBackendImpl::do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
-  flush_pending_add();
   q_.launch("kernel_rope_neox_f32",
             cl::NDRange(static_cast<size_t>(head_dim / 2), static_cast<size_t>(n_heads), static_cast<size_t>(x.rows())),
             cl::NullRange, buf(x), cl_int(x.cols()), cl_int(head_dim), cl_int(pos0), inv_freq(head_dim, freq_base));
@@ -144,7 +134,6 @@ const cl::Buffer& OpenClBackendImpl::inv_freq(int64_t head_dim, float freq_base)
 }
 
 void OpenClBackendImpl::do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
-  flush_pending_add();
   auto& c = static_cast<ClKvCache&>(cache);
   const int64_t width = c.n_head_kv() * c.head_dim();
   const int64_t items = c.type() == GgmlType::Q8_0 ? width / 32 : width;
@@ -155,7 +144,6 @@ void OpenClBackendImpl::do_store_kv(KvCacheLayer& cache, const Activation& k, co
 
 void OpenClBackendImpl::do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0,
                                      const AttentionShape& shape, Activation& out) {
-  flush_pending_add();
   const auto& c = static_cast<const ClKvCache&>(cache);
   const int64_t n_q = q.rows(), d = shape.head_dim;
   // Splits over the keys: enough work-groups to fill the device (flash decoding), none when the
@@ -185,25 +173,13 @@ void OpenClBackendImpl::do_attention(const Activation& q, const KvCacheLayer& ca
 }
 
 void OpenClBackendImpl::do_swiglu(const Activation& gate, const Activation& up, Activation& out) {
-  flush_pending_add();
   q_.launch("kernel_swiglu_f32", cl::NDRange(static_cast<size_t>(gate.rows() * gate.cols())), cl::NullRange,
             buf(gate), buf(up), buf(out));
 }
 
-// Deferred until the next op, which fuses it when that op is rms_norm of x (see rms_norm).
+// Deferred: the queue enqueues it before its next command, unless rms_norm of x fuses it first.
 void OpenClBackendImpl::do_add(Activation& x, const Activation& y) {
-  flush_pending_add();
-  pending_add_ = buf(x);
-  pending_add_y_ = buf(y);
-  pending_add_elements_ = static_cast<size_t>(x.rows() * x.cols());
-}
-
-void OpenClBackendImpl::flush_pending_add() {
-  if (!pending_add_) return;
-  const cl::Buffer x = std::move(*pending_add_), y = std::move(*pending_add_y_);
-  pending_add_.reset();
-  pending_add_y_.reset();
-  q_.launch("kernel_add_f32", cl::NDRange(pending_add_elements_), cl::NullRange, x, y);
+  q_.defer_add(buf(x), buf(y), static_cast<size_t>(x.rows() * x.cols()));
 }
 
 }  // namespace xelm::opencl
