@@ -262,35 +262,53 @@ inline float chunk_dot(const float* w, global const float* x, int n) {
   return s;
 }
 
-// Reductions of one float per work-item over a work-group of `n` (a power of two) items; every
-// item gets the result and must call them (they hold barriers). `scratch` holds n floats.
-// Baseline: a local-memory tree. XELM_SUBGROUPS: one sub_group_reduce_* per sub-group, then each
-// item combines the sub-groups' results from local memory.
+// Work-group reductions: each of `count` floats per work-item v[0 .. count) is summed (or maxed)
+// over a work-group of n (a power of two) items, separately. Every item must call them (they hold
+// barriers). NAME##_partials leaves partial results in scratch ([count * n] floats) and
+// NAME##_total(scratch, k, n) combines those of value k, for any item and any k; a barrier must
+// separate the last read of a total from the next use of scratch. NAME(v, scratch, lid, n) is the
+// one-value case, with the result in every item (matmul_finish in matmul.cl is the MATMUL_TOKENS
+// case). Baseline: a local-memory tree, value k's total in scratch[k * n]. XELM_SUBGROUPS: one
+// sub_group_reduce_* per sub-group and value, the sub-groups' results combined from local memory.
 #ifdef XELM_SUBGROUPS
-#define DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE)                   \
-  inline float NAME(float v, local float* scratch, int lid, int n) {            \
-    const float mine = SUB_GROUP_OP(v);                                         \
-    if (get_sub_group_local_id() == 0) scratch[get_sub_group_id()] = mine;      \
-    barrier(CLK_LOCAL_MEM_FENCE);                                               \
-    float total = scratch[0];                                                   \
-    for (uint k = 1; k < get_num_sub_groups(); ++k) total = COMBINE(total, scratch[k]); \
-    barrier(CLK_LOCAL_MEM_FENCE);                                               \
-    return total;                                                               \
+#define DEFINE_WORK_GROUP_PARTIALS(NAME, SUB_GROUP_OP, COMBINE)                                \
+  inline void NAME##_partials(const float* v, int count, local float* scratch, int lid, int n) { \
+    const uint sg = get_sub_group_id();                                                         \
+    for (int k = 0; k < count; ++k) {                                                           \
+      const float mine = SUB_GROUP_OP(v[k]);                                                    \
+      if (get_sub_group_local_id() == 0) scratch[k * n + sg] = mine;                            \
+    }                                                                                           \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                               \
+  }                                                                                             \
+  inline float NAME##_total(local const float* scratch, int k, int n) {                         \
+    float total = scratch[k * n];                                                               \
+    for (uint j = 1; j < get_num_sub_groups(); ++j) total = COMBINE(total, scratch[k * n + j]); \
+    return total;                                                                               \
   }
 #else
-#define DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE)                   \
-  inline float NAME(float v, local float* scratch, int lid, int n) {            \
-    scratch[lid] = v;                                                           \
-    barrier(CLK_LOCAL_MEM_FENCE);                                               \
-    for (int s = n / 2; s > 0; s >>= 1) {                                       \
-      if (lid < s) scratch[lid] = COMBINE(scratch[lid], scratch[lid + s]);      \
-      barrier(CLK_LOCAL_MEM_FENCE);                                             \
-    }                                                                           \
-    const float total = scratch[0];                                             \
-    barrier(CLK_LOCAL_MEM_FENCE);                                               \
-    return total;                                                               \
-  }
+#define DEFINE_WORK_GROUP_PARTIALS(NAME, SUB_GROUP_OP, COMBINE)                                \
+  inline void NAME##_partials(const float* v, int count, local float* scratch, int lid, int n) { \
+    for (int k = 0; k < count; ++k) scratch[k * n + lid] = v[k];                                \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                               \
+    for (int s = n / 2; s > 0; s >>= 1) {                                                       \
+      if (lid < s) {                                                                            \
+        for (int k = 0; k < count; ++k) {                                                       \
+          scratch[k * n + lid] = COMBINE(scratch[k * n + lid], scratch[k * n + lid + s]);       \
+        }                                                                                       \
+      }                                                                                         \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                             \
+    }                                                                                           \
+  }                                                                                             \
+  inline float NAME##_total(local const float* scratch, int k, int n) { return scratch[k * n]; }
 #endif
+#define DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE)                                  \
+  DEFINE_WORK_GROUP_PARTIALS(NAME, SUB_GROUP_OP, COMBINE)                                      \
+  inline float NAME(float v, local float* scratch, int lid, int n) {                            \
+    NAME##_partials(&v, 1, scratch, lid, n);                                                    \
+    const float total = NAME##_total(scratch, 0, n);                                            \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                               \
+    return total;                                                                               \
+  }
 #define XELM_ADD(a, b) ((a) + (b))
 DEFINE_WORK_GROUP_REDUCE(work_group_sum, sub_group_reduce_add, XELM_ADD)
 DEFINE_WORK_GROUP_REDUCE(work_group_max, sub_group_reduce_max, fmax)
