@@ -4,7 +4,10 @@
 // norm + gate|up + SiLU product, ffn_down product added into the residual. Prefill batches, weights
 // split by row ranges and gate/up of different types take Backend's defaults (the unfused ops),
 // except rope_store_kv, which serves any batch. OpenClOptions::fused = false turns them all off.
+#include <cstddef>
+
 #include "host/backend_impl.h"
+#include "kernels/kernel_abi.h"
 
 namespace xelm::opencl {
 
@@ -17,36 +20,37 @@ bool OpenClBackendImpl::fusable(const Activation& x, std::span<const Product> pr
   return true;
 }
 
+// The scalars of kernel_matvec_f32's segments go by value (kernel_abi.h); both sides must lay the
+// struct out alike.
+static_assert(sizeof(MatvecSegment) == 32 && offsetof(MatvecSegment, offset) == 0 &&
+              offsetof(MatvecSegment, row_bytes) == 8 && offsetof(MatvecSegment, type) == 16 &&
+              offsetof(MatvecSegment, rows) == 20 && offsetof(MatvecSegment, has_bias) == 24);
+static_assert(sizeof(MatvecSegments) == MATVEC_SEGMENTS * sizeof(MatvecSegment));
+
 // y_s (+)= W_s · h for the products s of the one row of x, h = rms_norm(x) * norm when norm is given,
 // else x; `accumulate` adds into y_s (the residual add). Segments beyond products.size() are empty.
 void OpenClBackendImpl::launch_matvec(const Activation& x, const Weight* norm, float eps, bool accumulate,
                                       std::span<const Product> products) {
   const size_t rows_per_group = static_cast<size_t>(tuning_.matmul_rows);
   size_t groups = 0;
-  for (const Product& p : products) groups += (static_cast<size_t>(p.weight->out_features()) + rows_per_group - 1) / rows_per_group;
-  const size_t wg = static_cast<size_t>(matmul_wg());
-  struct Segment {
-    cl::Buffer w;
-    cl_ulong offset = 0, row_bytes = 0;
-    cl_int type = 0, rows = 0;
-    cl::Buffer y, bias;
-    cl_int has_bias = 0;
-  };
-  Segment s[3];
-  for (size_t i = 0; i < 3; ++i) {
-    s[i].w = s[i].y = s[i].bias = q_.dummy();
-    if (i >= products.size()) continue;
-    const Product& p = products[i];
-    const ClWeight& w = wt(*p.weight);
-    s[i] = {w.pieces[0].buffer, w.pieces[0].offset, w.row_bytes, static_cast<cl_int>(p.weight->type()),
-            static_cast<cl_int>(p.weight->out_features()), buf(*p.out), p.bias != nullptr ? wt(*p.bias).dense : q_.dummy(),
-            p.bias != nullptr};
+  MatvecSegments segments{};
+  cl::Buffer w[MATVEC_SEGMENTS], y[MATVEC_SEGMENTS], bias[MATVEC_SEGMENTS];
+  for (size_t s = 0; s < MATVEC_SEGMENTS; ++s) {
+    w[s] = y[s] = bias[s] = q_.dummy();
+    if (s >= products.size()) continue;
+    const Product& p = products[s];
+    const ClWeight& cw = wt(*p.weight);
+    segments.s[s] = {cw.pieces[0].offset, cw.row_bytes, static_cast<cl_int>(p.weight->type()),
+                     static_cast<cl_int>(p.weight->out_features()), p.bias != nullptr, 0};
+    w[s] = cw.pieces[0].buffer;
+    y[s] = buf(*p.out);
+    if (p.bias != nullptr) bias[s] = wt(*p.bias).dense;
+    groups += (static_cast<size_t>(p.weight->out_features()) + rows_per_group - 1) / rows_per_group;
   }
+  const size_t wg = static_cast<size_t>(matmul_wg());
   q_.launch("kernel_matvec_f32", cl::NDRange(wg * groups), cl::NDRange(wg), buf(x),
             norm != nullptr ? wt(*norm).dense : q_.dummy(), cl_float(eps), cl_int(norm != nullptr), cl_int(accumulate),
-            cl_int(x.cols()), s[0].w, s[0].offset, s[0].row_bytes, s[0].type, s[0].rows, s[0].y, s[0].bias,
-            s[0].has_bias, s[1].w, s[1].offset, s[1].row_bytes, s[1].type, s[1].rows, s[1].y, s[1].bias, s[1].has_bias,
-            s[2].w, s[2].offset, s[2].row_bytes, s[2].type, s[2].rows, s[2].y, s[2].bias, s[2].has_bias);
+            cl_int(x.cols()), segments, w[0], w[1], w[2], y[0], y[1], y[2], bias[0], bias[1], bias[2]);
 }
 
 // Decode: one kernel_matvec_f32 launch for up to three products of one row; else the unfused ops.

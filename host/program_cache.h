@@ -16,7 +16,9 @@ namespace xelm::opencl {
 // $XELM_KERNEL_CACHE_DIR, else $XDG_CACHE_HOME/xelm/kernels, else ~/.cache/xelm/kernels ("" if none).
 std::string default_kernel_cache_dir();
 
-// The full source of program `file_name` (a kernels/*.cl name): common.cl, then the file.
+// The full source of program `file_name` (a kernels/*.cl name): ggml's type numbers as
+// `#define GGML_TYPE_<name> <number>` generated from GgmlType, the shared headers (kernels/*.h),
+// common.cl, then the file.
 std::string program_source(const std::string& file_name);
 
 struct ProgramCacheStats {
