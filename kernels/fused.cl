@@ -129,9 +129,10 @@ kernel void kernel_matvec_f32(global const float* x, global const float* norm_w,
   local float partial[MATMUL_WG];
   const int lid = get_local_id(0);
   const float scale = rms_scale(x, n_in, eps, normed, partial, lid, MATMUL_WG);
-  // This group's segment: past the groups of the segments before it. The loop has a constant trip
-  // count, so once unrolled it indexes the struct and the pointers by constants (an index known only
-  // at run time would copy them to private memory).
+  // This group's segment: past the groups of the segments before it (segment s is taken while the
+  // group lies past the current one's groups). Unrolled, the loop indexes the struct and the
+  // pointers by constants and selects, with no branch: a run-time index put the struct in private
+  // memory on Intel (4 KiB scratch), and a `break` made PoCL keep the choice per work-item (10% slower).
   global const uchar* const weights[MATVEC_SEGMENTS] = {w0, w1, w2};
   global float* const outputs[MATVEC_SEGMENTS] = {y0, y1, y2};
   global const float* const biases[MATVEC_SEGMENTS] = {bias0, bias1, bias2};
@@ -143,12 +144,12 @@ kernel void kernel_matvec_f32(global const float* x, global const float* norm_w,
 #pragma unroll
   for (int s = 1; s < MATVEC_SEGMENTS; ++s) {
     const int groups = (m.rows + MATMUL_ROWS - 1) / MATMUL_ROWS;
-    if (g < groups) break;
-    g -= groups;
-    m = segments.s[s];
-    w = weights[s];
-    y = outputs[s];
-    bias = biases[s];
+    const bool past = g >= groups;
+    g = past ? g - groups : g;
+    m = past ? segments.s[s] : m;
+    w = past ? weights[s] : w;
+    y = past ? outputs[s] : y;
+    bias = past ? biases[s] : bias;
   }
   w += m.offset;
   const int first_row = g * MATMUL_ROWS, last_row = min(first_row + MATMUL_ROWS, m.rows);

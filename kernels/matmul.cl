@@ -25,11 +25,12 @@
 #define MATMUL_ATTR
 #endif
 
-// Sums acc[t] over the work-group (common.cl's work_group_sum for MATMUL_TOKENS values) and writes
+// Sums acc[t] over the work-group (common.cl's work-group sum of MATMUL_TOKENS values) and writes
 // y[t0 + t, row0 + row] (+ bias) for t < nt; every item calls it (it holds barriers).
+DEFINE_WORK_GROUP_PARTIALS(work_group_sum_tokens_partials, MATMUL_TOKENS, sub_group_reduce_add, XELM_ADD_INTO)
 inline void matmul_finish(float* acc, local float* partial, int lid, int nt, int t0, int row, int row0,
                           global float* y, int n_out, global const float* bias, int has_bias) {
-  work_group_sum_partials(acc, MATMUL_TOKENS, partial, lid, MATMUL_WG);
+  work_group_sum_tokens_partials(acc, partial, lid, MATMUL_WG);
   for (int t = lid; t < nt; t += MATMUL_WG) {
     y[(ulong)(t0 + t) * (ulong)n_out + row0 + row] =
         work_group_sum_total(partial, t, MATMUL_WG) + (has_bias ? bias[row0 + row] : 0.0f);
