@@ -22,7 +22,7 @@ struct KernelTuning {
   int attn_wg = 64;         // work-items per (split, head, query row) of attention (power of two)
   int attn_tile = 64;       // keys scored per local-memory tile
   int attn_split_len = 256; // keys per work-group in split (flash-decoding) attention
-  // Prefill GEMM path (host/opencl_backend.cpp): products with at least this many activation rows
+  // Prefill GEMM path (host/gemm_path.cpp): products with at least this many activation rows
   // dequantize the weight into a scratch matrix and multiply it with CLBlast; 0 = never.
   int gemm_min_tokens = 0;
   int gemm_scratch_mb = 64;  // bound on the dequantized weight block (rows are taken in blocks)
