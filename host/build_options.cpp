@@ -101,7 +101,13 @@ std::string FastPaths::describe() const {
   const auto add = [&](const std::string& name) { s += (s.empty() ? "" : ",") + name; };
   if (fp16) add("fp16");
   if (subgroups) add(subgroup_size != 0 ? fmt::format("subgroups{}", subgroup_size) : "subgroups");
-  if (int8) add(int8_intel_asm ? "int8-dp4a-visa" : int8_khr ? "int8-dot-khr" : "int8");
+  if (int8) {
+    switch (int8_dot) {
+      case Int8Dot::WrittenOut: add("int8"); break;
+      case Int8Dot::Khr: add("int8-dot-khr"); break;
+      case Int8Dot::IntelAsm: add("int8-dp4a-visa"); break;
+    }
+  }
   return s.empty() ? "none" : s;
 }
 
@@ -136,8 +142,13 @@ FastPaths select_fast_paths(const DeviceInfo& info, const KernelTuning& tuning, 
   // Intel: dp4a through inline vISA (the SIMD width is the required sub-group size): IGC 22.43 does
   // not build the extension's dot() from OpenCL C (undefined __builtin_spirv_OpDot_v4i8_v4i8), so
   // Intel without a required sub-group size gets the written-out dot. Elsewhere the extension's dot().
-  f.int8_intel_asm = f.int8 && info.is_intel() && f.subgroup_size != 0 && info.integer_dot_product;
-  f.int8_khr = f.int8 && info.integer_dot_product && !info.is_intel();
+  if (f.int8 && info.integer_dot_product) {
+    if (!info.is_intel()) {
+      f.int8_dot = Int8Dot::Khr;
+    } else if (f.subgroup_size != 0) {
+      f.int8_dot = Int8Dot::IntelAsm;
+    }
+  }
   return f;
 }
 
@@ -149,9 +160,11 @@ std::string build_options(const KernelTuning& t, const FastPaths& f) {
   if (f.fp16) s += " -DXELM_FP16";
   if (f.subgroups) s += " -DXELM_SUBGROUPS";
   if (f.subgroup_size != 0) s += fmt::format(" -DXELM_SUBGROUP_SIZE={}", f.subgroup_size);
-  if (f.int8) s += " -DXELM_INT8";
-  if (f.int8_khr) s += " -DXELM_DOT_KHR";
-  if (f.int8_intel_asm) s += " -DXELM_DOT_INTEL_ASM";
+  if (f.int8) {
+    s += " -DXELM_INT8";
+    if (f.int8_dot == Int8Dot::Khr) s += " -DXELM_DOT_KHR";
+    if (f.int8_dot == Int8Dot::IntelAsm) s += " -DXELM_DOT_INTEL_ASM";
+  }
   return s;
 }
 

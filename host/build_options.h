@@ -22,7 +22,7 @@ struct KernelTuning {
   int attn_wg = 64;         // work-items per (split, head, query row) of attention (power of two)
   int attn_tile = 64;       // keys scored per local-memory tile
   int attn_split_len = 256; // keys per work-group in split (flash-decoding) attention
-  // Prefill GEMM path (host/opencl_backend.cpp): products with at least this many activation rows
+  // Prefill GEMM path (host/gemm_path.cpp): products with at least this many activation rows
   // dequantize the weight into a scratch matrix and multiply it with CLBlast; 0 = never.
   int gemm_min_tokens = 0;
   int gemm_scratch_mb = 64;  // bound on the dequantized weight block (rows are taken in blocks)
@@ -33,6 +33,14 @@ struct KernelTuning {
   bool fp16_math = false;
 };
 
+// How the int8 fast path computes its 4×8-bit dot products.
+enum class Int8Dot {
+  WrittenOut,  // the dot written out in OpenCL C (portable, testable on any device)
+  Khr,         // -DXELM_DOT_KHR: cl_khr_integer_dot_product's dot() (DP4A)
+  IntelAsm,    // -DXELM_DOT_INTEL_ASM: Intel's dp4a by inline vISA (needs the required sub-group size;
+               //   IGC 22.43 cannot build the khr dot() builtin)
+};
+
 // The fast paths a program is built with (-D options), chosen from device features by
 // select_fast_paths. Each is small and isolated in the kernels (see kernels/common.cl).
 struct FastPaths {
@@ -40,11 +48,8 @@ struct FastPaths {
   int subgroup_size = 0;     // -DXELM_SUBGROUPS [-DXELM_SUBGROUP_SIZE=n]: sub-group reductions
   bool subgroups = false;    //   in matmul (cl_khr_subgroups / cl_intel_subgroups); size n required on Intel
   bool int8 = false;         // -DXELM_INT8: Q8_0/Q4_0 products on int8-quantized activations
-  bool int8_khr = false;     // -DXELM_DOT_KHR: ... with cl_khr_integer_dot_product's dot() (DP4A);
-  bool int8_intel_asm = false;  // -DXELM_DOT_INTEL_ASM: ... with Intel's dp4a by inline vISA (needs the
-                             //   required sub-group size; IGC 22.43 cannot build the khr dot() builtin);
-                             //   with neither, the same 4×8-bit dot is written out (portable, testable)
-  std::string describe() const;  // "fp16,subgroups16,int8-dp4a" or "none"
+  Int8Dot int8_dot = Int8Dot::WrittenOut;  // ... and their dot products (meaningful with int8 only)
+  std::string describe() const;  // "fp16,subgroups16,int8-dp4a-visa" or "none"
 };
 
 // One row of the tuning table. Empty match fields match anything; the most specific matching row wins

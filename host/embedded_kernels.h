@@ -1,5 +1,5 @@
-// embedded_kernels.h — the OpenCL C sources of kernels/*.cl, compiled into the binary by the build
-// (scripts/embed_kernels.cmake generates the definition).
+// embedded_kernels.h — the OpenCL C sources of kernels/*.cl and kernels/*.h, compiled into the
+// binary by the build (scripts/embed_kernels.cmake generates the definition).
 #pragma once
 
 #include <string_view>
@@ -12,6 +12,9 @@ struct EmbeddedKernelSource {
   std::string_view source;
 };
 
+// The programs, kernels/*.cl.
 const std::vector<EmbeddedKernelSource>& embedded_kernel_sources();
+// What host and kernels share, kernels/*.h (program_source puts them in front of every program).
+const std::vector<EmbeddedKernelSource>& embedded_kernel_headers();
 
 }  // namespace xelm::opencl

@@ -13,7 +13,9 @@
 
 namespace xelm::opencl {
 
-// The full source of program `file_name` (a kernels/*.cl name): common.cl, then the file.
+// The full source of program `file_name` (a kernels/*.cl name): ggml's type numbers as
+// `#define GGML_TYPE_<name> <number>` generated from GgmlType, the shared headers (kernels/*.h),
+// common.cl, then the file.
 std::string program_source(const std::string& file_name);
 
 struct ProgramCacheStats {

@@ -262,35 +262,66 @@ inline float chunk_dot(const float* w, global const float* x, int n) {
   return s;
 }
 
-// Reductions of one float per work-item over a work-group of `n` (a power of two) items; every
-// item gets the result and must call them (they hold barriers). `scratch` holds n floats.
-// Baseline: a local-memory tree. XELM_SUBGROUPS: one sub_group_reduce_* per sub-group, then each
-// item combines the sub-groups' results from local memory.
+// Work-group reductions over a work-group of n (a power of two) items. Every item must call them
+// (they hold barriers); `scratch` holds COUNT * n floats.
+//   DEFINE_WORK_GROUP_PARTIALS(NAME, COUNT, SUB_GROUP_OP, COMBINE_INTO) defines
+//     void NAME(const float* v, local float* scratch, int lid, int n): each of the COUNT values
+//     v[0 .. COUNT) of every item combined over the work-group, separately, into partial results
+//     in scratch;
+//   DEFINE_WORK_GROUP_TOTAL(NAME, COMBINE_INTO) defines float NAME(scratch, k, n): value k's result
+//     from the partials, for any item and any k; a barrier must separate the last read of a result
+//     from the next use of scratch;
+//   DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE_INTO) defines float NAME(v, scratch, lid, n),
+//     the one-value case with the result in every item (work_group_sum, work_group_max), and the
+//     NAME##_partials / NAME##_total it is made of. matmul.cl's matmul_finish is the MATMUL_TOKENS case.
+// Baseline: a local-memory tree, value k's result in scratch[k * n]. XELM_SUBGROUPS: one
+// sub_group_reduce_* per sub-group and value, the sub-groups' results combined from local memory.
+// COMBINE_INTO(acc, x) updates acc in place (acc += x). The tree keeps the shape PoCL needs to lay
+// out the barrier regions well: COUNT a compile-time constant and the loops unrolled, the update
+// as `+=` (a run-time count, no unrolling or `a = a + b` made the matmuls 35% slower there).
+#define XELM_ADD_INTO(acc, x) ((acc) += (x))
+#define XELM_MAX_INTO(acc, x) ((acc) = fmax((acc), (x)))
 #ifdef XELM_SUBGROUPS
-#define DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE)                   \
-  inline float NAME(float v, local float* scratch, int lid, int n) {            \
-    const float mine = SUB_GROUP_OP(v);                                         \
-    if (get_sub_group_local_id() == 0) scratch[get_sub_group_id()] = mine;      \
-    barrier(CLK_LOCAL_MEM_FENCE);                                               \
-    float total = scratch[0];                                                   \
-    for (uint k = 1; k < get_num_sub_groups(); ++k) total = COMBINE(total, scratch[k]); \
-    barrier(CLK_LOCAL_MEM_FENCE);                                               \
-    return total;                                                               \
+#define DEFINE_WORK_GROUP_PARTIALS(NAME, COUNT, SUB_GROUP_OP, COMBINE_INTO)                       \
+  inline void NAME(const float* v, local float* scratch, int lid, int n) {                        \
+    const uint sg = get_sub_group_id();                                                            \
+    for (int k = 0; k < (COUNT); ++k) {                                                            \
+      const float mine = SUB_GROUP_OP(v[k]);                                                       \
+      if (get_sub_group_local_id() == 0) scratch[k * n + sg] = mine;                               \
+    }                                                                                              \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+  }
+#define DEFINE_WORK_GROUP_TOTAL(NAME, COMBINE_INTO)                                                \
+  inline float NAME(local const float* scratch, int k, int n) {                                    \
+    float total = scratch[k * n];                                                                  \
+    for (uint j = 1; j < get_num_sub_groups(); ++j) COMBINE_INTO(total, scratch[k * n + j]);       \
+    return total;                                                                                  \
   }
 #else
-#define DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE)                   \
-  inline float NAME(float v, local float* scratch, int lid, int n) {            \
-    scratch[lid] = v;                                                           \
-    barrier(CLK_LOCAL_MEM_FENCE);                                               \
-    for (int s = n / 2; s > 0; s >>= 1) {                                       \
-      if (lid < s) scratch[lid] = COMBINE(scratch[lid], scratch[lid + s]);      \
-      barrier(CLK_LOCAL_MEM_FENCE);                                             \
-    }                                                                           \
-    const float total = scratch[0];                                             \
-    barrier(CLK_LOCAL_MEM_FENCE);                                               \
-    return total;                                                               \
+#define DEFINE_WORK_GROUP_PARTIALS(NAME, COUNT, SUB_GROUP_OP, COMBINE_INTO)                       \
+  inline void NAME(const float* v, local float* scratch, int lid, int n) {                        \
+    _Pragma("unroll") for (int k = 0; k < (COUNT); ++k) scratch[k * n + lid] = v[k];               \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+    _Pragma("unroll") for (int s = n / 2; s > 0; s >>= 1) {                                        \
+      if (lid < s) {                                                                               \
+        _Pragma("unroll") for (int k = 0; k < (COUNT); ++k) {                                      \
+          COMBINE_INTO(scratch[k * n + lid], scratch[k * n + lid + s]);                            \
+        }                                                                                          \
+      }                                                                                            \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                                \
+    }                                                                                              \
   }
+#define DEFINE_WORK_GROUP_TOTAL(NAME, COMBINE_INTO) \
+  inline float NAME(local const float* scratch, int k, int n) { return scratch[k * n]; }
 #endif
-#define XELM_ADD(a, b) ((a) + (b))
-DEFINE_WORK_GROUP_REDUCE(work_group_sum, sub_group_reduce_add, XELM_ADD)
-DEFINE_WORK_GROUP_REDUCE(work_group_max, sub_group_reduce_max, fmax)
+#define DEFINE_WORK_GROUP_REDUCE(NAME, SUB_GROUP_OP, COMBINE_INTO)                                \
+  DEFINE_WORK_GROUP_PARTIALS(NAME##_partials, 1, SUB_GROUP_OP, COMBINE_INTO)                       \
+  DEFINE_WORK_GROUP_TOTAL(NAME##_total, COMBINE_INTO)                                              \
+  inline float NAME(float v, local float* scratch, int lid, int n) {                               \
+    NAME##_partials(&v, scratch, lid, n);                                                          \
+    const float total = NAME##_total(scratch, 0, n);                                               \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+    return total;                                                                                  \
+  }
+DEFINE_WORK_GROUP_REDUCE(work_group_sum, sub_group_reduce_add, XELM_ADD_INTO)
+DEFINE_WORK_GROUP_REDUCE(work_group_max, sub_group_reduce_max, XELM_MAX_INTO)

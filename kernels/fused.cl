@@ -12,25 +12,12 @@
 //   kernel_rope_store_<kv>  qwen3's per-head q/k rms_norm (when given) and NEOX rope of q and k in place,
 //                           then the rows' k and v written into the KV cache at positions pos0 + t.
 //
-// Weight types are run-time arguments (ggml's type numbers, GGML_TYPE_* below), uniform over a
-// work-group, so one launch can mix types: Q4_K_M stores attn_v as Q6_K beside Q4_K attn_q/attn_k.
+// Weight types are run-time arguments (ggml's type numbers: GGML_TYPE_*, which the host generates
+// in front of every program from its GgmlType), uniform over a work-group, so one launch can mix
+// types: Q4_K_M stores attn_v as Q6_K beside Q4_K attn_q/attn_k.
 // The switch sits outside the chunk loop, so each type runs its own loop as in matmul.cl.
 // Work-group sums go through common.cl's work_group_sum, so XELM_SUBGROUPS reduces by sub-group;
 // the int8 path (XELM_INT8) is prefill-only: it needs the activations quantized by a launch of its own.
-
-#define GGML_TYPE_F32 0
-#define GGML_TYPE_F16 1
-#define GGML_TYPE_Q4_0 2
-#define GGML_TYPE_Q4_1 3
-#define GGML_TYPE_Q5_0 6
-#define GGML_TYPE_Q5_1 7
-#define GGML_TYPE_Q8_0 8
-#define GGML_TYPE_Q2_K 10
-#define GGML_TYPE_Q3_K 11
-#define GGML_TYPE_Q4_K 12
-#define GGML_TYPE_Q5_K 13
-#define GGML_TYPE_Q6_K 14
-#define GGML_TYPE_BF16 30
 
 // This item's share of W[row, :] · h over chunks lid, lid + MATMUL_WG, ... (h as above; norm_w and
 // scale unused when !normed). row_dot2_* does two rows (gate and up) against the same h.
@@ -130,37 +117,47 @@ inline float rms_scale(global const float* x, int n, float eps, int normed, loca
 // One work-group of MATMUL_WG items per MATMUL_ROWS output rows of one segment; segment s owns
 // ceil(rows_s / MATMUL_ROWS) consecutive groups (segment 0 first). Unused segments have rows_s = 0.
 //   global = (MATMUL_WG * total groups), local = (MATMUL_WG)
-// Shapes: x [n_in] f32 (one token row); norm_w [n_in] f32; W_s [rows_s, row_bytes_s] raw GGUF bytes from
-// byte off_s of its buffer; y_s [rows_s] f32; bias_s [rows_s] f32 (read when has_bias_s).
-// y_s must not alias x (accumulate adds into y_s, e.g. the residual stream, with x another row).
+// Shapes: x [n_in] f32 (one token row); norm_w [n_in] f32; per segment s (MatvecSegment, kernel_abi.h,
+// for the scalars): W_s [rows_s, row_bytes_s] raw GGUF bytes from byte offset_s of w_s; y_s [rows_s] f32;
+// bias_s [rows_s] f32 (read when has_bias_s). y_s must not alias x (accumulate adds into y_s, e.g. the
+// residual stream, with x another row).
 kernel void kernel_matvec_f32(global const float* x, global const float* norm_w, float eps, int normed,
-                              int accumulate, int n_in,
-                              global const uchar* w0, ulong off0, ulong row_bytes0, int type0, int rows0,
-                              global float* y0, global const float* bias0, int has_bias0,
-                              global const uchar* w1, ulong off1, ulong row_bytes1, int type1, int rows1,
-                              global float* y1, global const float* bias1, int has_bias1,
-                              global const uchar* w2, ulong off2, ulong row_bytes2, int type2, int rows2,
-                              global float* y2, global const float* bias2, int has_bias2) {
+                              int accumulate, int n_in, MatvecSegments segments, global const uchar* w0,
+                              global const uchar* w1, global const uchar* w2, global float* y0, global float* y1,
+                              global float* y2, global const float* bias0, global const float* bias1,
+                              global const float* bias2) {
   local float partial[MATMUL_WG];
   const int lid = get_local_id(0);
   const float scale = rms_scale(x, n_in, eps, normed, partial, lid, MATMUL_WG);
-  const int groups0 = (rows0 + MATMUL_ROWS - 1) / MATMUL_ROWS, groups1 = (rows1 + MATMUL_ROWS - 1) / MATMUL_ROWS;
+  // This group's segment: past the groups of the segments before it (segment s is taken while the
+  // group lies past the current one's groups). Unrolled, the loop indexes the struct and the
+  // pointers by constants and selects, with no branch: a run-time index put the struct in private
+  // memory on Intel (4 KiB scratch), and a `break` made PoCL keep the choice per work-item (10% slower).
+  global const uchar* const weights[MATVEC_SEGMENTS] = {w0, w1, w2};
+  global float* const outputs[MATVEC_SEGMENTS] = {y0, y1, y2};
+  global const float* const biases[MATVEC_SEGMENTS] = {bias0, bias1, bias2};
+  MatvecSegment m = segments.s[0];
+  global const uchar* w = weights[0];
+  global float* y = outputs[0];
+  global const float* bias = biases[0];
   int g = get_group_id(0);
-  const int seg = g < groups0 ? 0 : g < groups0 + groups1 ? 1 : 2;
-  g -= seg == 0 ? 0 : seg == 1 ? groups0 : groups0 + groups1;
-  global const uchar* w = (seg == 0 ? w0 : seg == 1 ? w1 : w2) + (seg == 0 ? off0 : seg == 1 ? off1 : off2);
-  const ulong row_bytes = seg == 0 ? row_bytes0 : seg == 1 ? row_bytes1 : row_bytes2;
-  const int type = seg == 0 ? type0 : seg == 1 ? type1 : type2;
-  const int n_rows = seg == 0 ? rows0 : seg == 1 ? rows1 : rows2;
-  global float* y = seg == 0 ? y0 : seg == 1 ? y1 : y2;
-  global const float* bias = seg == 0 ? bias0 : seg == 1 ? bias1 : bias2;
-  const int has_bias = seg == 0 ? has_bias0 : seg == 1 ? has_bias1 : has_bias2;
-  const int first_row = g * MATMUL_ROWS, last_row = min(first_row + MATMUL_ROWS, n_rows);
+#pragma unroll
+  for (int s = 1; s < MATVEC_SEGMENTS; ++s) {
+    const int groups = (m.rows + MATMUL_ROWS - 1) / MATMUL_ROWS;
+    const bool past = g >= groups;
+    g = past ? g - groups : g;
+    m = past ? segments.s[s] : m;
+    w = past ? weights[s] : w;
+    y = past ? outputs[s] : y;
+    bias = past ? biases[s] : bias;
+  }
+  w += m.offset;
+  const int first_row = g * MATMUL_ROWS, last_row = min(first_row + MATMUL_ROWS, m.rows);
   for (int row = first_row; row < last_row; ++row) {
-    const float dot = work_group_sum(row_dot(type, w + (ulong)row * row_bytes, x, norm_w, scale, normed, n_in, lid),
+    const float dot = work_group_sum(row_dot(m.type, w + (ulong)row * m.row_bytes, x, norm_w, scale, normed, n_in, lid),
                                      partial, lid, MATMUL_WG);
     if (lid == 0) {
-      const float v = dot + (has_bias ? bias[row] : 0.0f);
+      const float v = dot + (m.has_bias ? bias[row] : 0.0f);
       y[row] = accumulate ? y[row] + v : v;
     }
   }

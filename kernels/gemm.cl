@@ -1,4 +1,4 @@
-// gemm.cl — the kernels around the prefill GEMM path (host/opencl_backend.cpp, matmul with many
+// gemm.cl — the kernels around the prefill GEMM path (host/gemm_path.cpp, matmul with many
 // tokens): the weight is dequantized block of rows by block of rows into a dense scratch matrix,
 // which a GEMM library (CLBlast) multiplies with the activations; the bias is added afterwards.
 // Portable baseline: OpenCL C 1.2, no extensions.

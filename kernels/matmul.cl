@@ -6,7 +6,7 @@
 // the other) and MATMUL_TOKENS activation rows (tokens). Each item walks a row's chunks with stride
 // MATMUL_WG, dequantizes a chunk once and multiplies it into up to MATMUL_TOKENS accumulators, so
 // prefill reads each weight once per MATMUL_TOKENS tokens; a local-memory tree reduction finishes
-// each dot product.
+// each dot product (matmul_finish).
 //   global = (MATMUL_WG * ceil(n_rows / MATMUL_ROWS), ceil(n_tokens / MATMUL_TOKENS)),
 //   local = (MATMUL_WG, 1)
 // Shapes: w [n_rows, row_bytes] raw GGUF bytes from byte w_offset of its buffer; x [n_tokens, n_in] f32; y [n_tokens, n_out] f32.
@@ -25,36 +25,16 @@
 #define MATMUL_ATTR
 #endif
 
-// Sums acc[t] over the work-group and writes y[t0 + t, row0 + row] (+ bias) for t < nt; every item
-// calls it (it holds barriers). Baseline: a local-memory tree. XELM_SUBGROUPS: one
-// sub_group_reduce_add per sub-group and token, then the sub-groups' sums from local memory.
+// Sums acc[t] over the work-group (common.cl's work-group sum of MATMUL_TOKENS values) and writes
+// y[t0 + t, row0 + row] (+ bias) for t < nt; every item calls it (it holds barriers).
+DEFINE_WORK_GROUP_PARTIALS(work_group_sum_tokens_partials, MATMUL_TOKENS, sub_group_reduce_add, XELM_ADD_INTO)
 inline void matmul_finish(float* acc, local float* partial, int lid, int nt, int t0, int row, int row0,
                           global float* y, int n_out, global const float* bias, int has_bias) {
-#ifdef XELM_SUBGROUPS
-  const int sg = get_sub_group_id(), n_sg = get_num_sub_groups();
-  for (int t = 0; t < MATMUL_TOKENS; ++t) {
-    const float s = sub_group_reduce_add(acc[t]);
-    if (get_sub_group_local_id() == 0) partial[t * MATMUL_WG + sg] = s;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
+  work_group_sum_tokens_partials(acc, partial, lid, MATMUL_WG);
   for (int t = lid; t < nt; t += MATMUL_WG) {
-    float total = 0.0f;
-    for (int k = 0; k < n_sg; ++k) total += partial[t * MATMUL_WG + k];
-    y[(ulong)(t0 + t) * (ulong)n_out + row0 + row] = total + (has_bias ? bias[row0 + row] : 0.0f);
+    y[(ulong)(t0 + t) * (ulong)n_out + row0 + row] =
+        work_group_sum_total(partial, t, MATMUL_WG) + (has_bias ? bias[row0 + row] : 0.0f);
   }
-#else
-  for (int t = 0; t < MATMUL_TOKENS; ++t) partial[t * MATMUL_WG + lid] = acc[t];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = MATMUL_WG / 2; s > 0; s >>= 1) {
-    if (lid < s) {
-      for (int t = 0; t < MATMUL_TOKENS; ++t) partial[t * MATMUL_WG + lid] += partial[t * MATMUL_WG + lid + s];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  for (int t = lid; t < nt; t += MATMUL_WG) {
-    y[(ulong)(t0 + t) * (ulong)n_out + row0 + row] = partial[t * MATMUL_WG] + (has_bias ? bias[row0 + row] : 0.0f);
-  }
-#endif
   barrier(CLK_LOCAL_MEM_FENCE);
 }
 

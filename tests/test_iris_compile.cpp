@@ -260,8 +260,7 @@ TEST(IrisFixture, SelectsTheFastPathsForIrisXeAndNoneForTheBaseline) {
   EXPECT_TRUE(f.subgroups);
   EXPECT_EQ(f.subgroup_size, 16);
   EXPECT_TRUE(f.int8);
-  EXPECT_TRUE(f.int8_intel_asm);
-  EXPECT_FALSE(f.int8_khr);
+  EXPECT_EQ(f.int8_dot, opencl::Int8Dot::IntelAsm);
   const std::string options = host_options(xe);
   for (const char* d : {"-DXELM_SUBGROUPS", "-DXELM_SUBGROUP_SIZE=16", "-DXELM_INT8", "-DXELM_DOT_INTEL_ASM"}) {
     EXPECT_NE(options.find(d), std::string::npos) << d << " missing from " << options;
