@@ -1,0 +1,99 @@
+// test_backend_checks.cpp — the Backend interface checks every op once (runtime/backend.cpp): a
+// mis-shaped call is an "internal: <op>: ..." error on every backend present, before any backend
+// code runs (the backends themselves no longer check).
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "cpu_fallback/avx2/avx2_backend.h"
+#include "cpu_fallback/ref/ref_backend.h"
+#include "runtime/error.h"
+#include "tests/backend_test_util.h"
+
+namespace xelm {
+namespace {
+
+using test::TestTensor;
+using ::testing::HasSubstr;
+
+// Every backend this machine has: the reference, AVX2 and OpenCL when present.
+std::vector<std::unique_ptr<Backend>> backends_present() {
+  std::vector<std::unique_ptr<Backend>> list;
+  list.push_back(cpu::make_reference_backend());
+  if (test::has_avx2()) list.push_back(cpu::make_avx2_backend(1));
+  if (test::has_opencl_device()) list.push_back(test::make_test_opencl_backend());
+  return list;
+}
+
+// Runs `call` and expects the one-line interface error naming `op` and containing `detail`.
+void expect_rejected(const Backend& b, const std::function<void()>& call, const std::string& op,
+                     const std::string& detail) {
+  try {
+    call();
+    ADD_FAILURE() << b.name() << ": " << op << " accepted a mis-shaped call";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("internal: " + op + ": ")) << b.name();
+    EXPECT_THAT(e.what(), HasSubstr(detail)) << b.name();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << b.name() << ": not one line";
+  }
+}
+
+TEST(BackendChecks, EveryOpRejectsMisshapedCallsOnEveryBackend) {
+  const TestTensor w(GgmlType::Q8_0, 64, 16, 1);       // [in 64, out 16]
+  const TestTensor norm(GgmlType::F32, 64, 0, 2, 1.0f);  // [64]
+  const TestTensor head_norm(GgmlType::F32, 16, 0, 3, 1.0f);  // [16] (a head of 16)
+  const TestTensor wrong_bias(GgmlType::F32, 15, 0, 4);  // [15] for 16 outputs
+  for (const std::unique_ptr<Backend>& owned : backends_present()) {
+    Backend& b = *owned;
+    SCOPED_TRACE(b.name());
+    const auto weight = b.prepare_weight(w.info), norm_w = b.prepare_weight(norm.info);
+    const auto head_norm_w = b.prepare_weight(head_norm.info), bias = b.prepare_weight(wrong_bias.info);
+    auto x = b.new_activation(2, 64), x3 = b.new_activation(3, 64), y = b.new_activation(2, 16);
+    auto y_wide = b.new_activation(2, 17), h = b.new_activation(2, 64), odd = b.new_activation(2, 60);
+    auto cache = b.new_kv_cache(8, 2, 16, GgmlType::F16);  // 8 positions of 2 kv heads × 16
+    auto kv = b.new_activation(2, 32), kv_wide = b.new_activation(2, 48);
+    auto q = b.new_activation(2, 64);                     // 4 query heads × 16
+    const AttentionShape shape{4, 2, 16};
+    std::vector<float> floats(7);
+    const std::vector<int32_t> tokens = {3, 16};  // 16 is past the table's 16 rows
+
+    expect_rejected(b, [&] { b.write(*x, floats); }, "write", "7 floats into [2, 64]");
+    expect_rejected(b, [&] { b.read(*x, floats); }, "read", "[2, 64] into 7 floats");
+    expect_rejected(b, [&] { b.copy_rows(*x, 1, *h, 0, 2); }, "copy_rows", "2 rows from row 1");
+    expect_rejected(b, [&] { b.copy_rows(*x, 0, *y, 0, 1); }, "copy_rows", "rows from row 0 of [2, 64]");
+    expect_rejected(b, [&] { b.get_rows(*weight, tokens, *x); }, "get_rows", "row 16 of");
+    expect_rejected(b, [&] { b.rms_norm(*x, *norm_w, 1e-6f, *x3); }, "rms_norm", "[2, 64] and [3, 64] differ");
+    expect_rejected(b, [&] { b.rms_norm(*odd, *head_norm_w, 1e-6f, *odd); }, "rms_norm", "does not divide rows of 60");
+    expect_rejected(b, [&] { b.matmul(*weight, *x, *y_wide, nullptr); }, "matmul", "-> y [2, 17]");
+    expect_rejected(b, [&] { b.matmul(*weight, *x3, *y, nullptr); }, "matmul", "with x [3, 64]");
+    expect_rejected(b, [&] { b.matmul(*weight, *x, *y, bias.get()); }, "matmul", "bias of 15 values");
+    expect_rejected(b, [&] { b.rope(*q, 5, 16, 0, 10000.0f); }, "rope", "5 heads of 16 dims");
+    expect_rejected(b, [&] { b.rope(*q, 4, 15, 0, 10000.0f); }, "rope", "4 heads of 15 dims");
+    expect_rejected(b, [&] { b.store_kv(*cache, *kv_wide, *kv, 0); }, "store_kv", "for a cache of width 32");
+    expect_rejected(b, [&] { b.store_kv(*cache, *kv, *kv, 7); }, "store_kv", "positions 7..8 outside the cache's 8");
+    expect_rejected(b, [&] { b.attention(*q, *cache, 7, shape, *q); }, "attention", "positions 7..8");
+    expect_rejected(b, [&] { b.attention(*q, *cache, 0, {4, 1, 16}, *q); }, "attention", "over 1 kv heads");
+    expect_rejected(b, [&] { b.attention(*q, *cache, 0, shape, *x3); }, "attention", "differ");
+    expect_rejected(b, [&] { b.swiglu(*x, *h, *x3); }, "swiglu", "differ");
+    expect_rejected(b, [&] { b.add(*x, *x3); }, "add", "differ");
+    const Product four[] = {{weight.get(), nullptr, y.get()}, {weight.get(), nullptr, y.get()},
+                            {weight.get(), nullptr, y.get()}, {weight.get(), nullptr, y.get()}};
+    expect_rejected(b, [&] { b.norm_matmul(*x, *norm_w, 1e-6f, *h, four); }, "norm_matmul", "1 to 3 products");
+    const Product wide[] = {{weight.get(), nullptr, y_wide.get()}};
+    expect_rejected(b, [&] { b.norm_matmul(*x, *norm_w, 1e-6f, *h, wide); }, "norm_matmul", "-> y [2, 17]");
+    expect_rejected(b, [&] { b.rope_store_kv(*q, *kv, *kv, head_norm_w.get(), nullptr, 1e-6f, *cache, 7, shape, 1e4f); },
+                    "rope_store_kv", "positions 7..8");
+    expect_rejected(b, [&] { b.rope_store_kv(*q, *kv, *kv, norm_w.get(), nullptr, 1e-6f, *cache, 0, shape, 1e4f); },
+                    "rope_store_kv", "per-head norm of 64 values for heads of 16");
+    expect_rejected(b, [&] { b.matmul_add(*weight, *x, *y_wide, *y_wide); }, "matmul_add", "-> y [2, 17]");
+    expect_rejected(b, [&] { b.norm_swiglu(*x, *norm_w, 1e-6f, *weight, *weight, *h, *y, *y_wide); }, "norm_swiglu",
+                    "-> y [2, 17]");
+  }
+}
+
+}  // namespace
+}  // namespace xelm
