@@ -124,8 +124,9 @@ std::vector<int64_t> widths(GgmlType type) {
   return {block, block * (block == 256 ? 5 : 37)};
 }
 
-// Output rows: 1 and 5 (dot kernel only), 16 (two panels), 37 (four panels and 5 rows of dot kernel).
-constexpr int64_t kOutputs[] = {1, 5, 16, 37};
+// Output rows: 1 and 5 (dot kernel only), 8 (one panel), 24 (two panels, then one), 37 (four panels
+// and 5 rows of dot kernel).
+constexpr int64_t kOutputs[] = {1, 5, 8, 24, 37};
 // Activation rows: 1..5 through the dot kernel (tiles of up to 4 rows), from 8 through panels (tiles of
 // 3, 4, 6 or 8 rows and partial last tiles).
 constexpr int64_t kBatchSizes[] = {1, 2, 3, 4, 5, 8, 9, 11, 17, 33};

@@ -10,13 +10,10 @@
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
 #define XELM_KERNEL_ISA isa_avx512
 #define XELM_KERNEL_VNNI 1
-#define XELM_KERNEL_VECTOR_REGISTERS 32
 #elif defined(__AVXVNNI__)
 #define XELM_KERNEL_ISA isa_avxvnni
 #define XELM_KERNEL_VNNI 1
-#define XELM_KERNEL_VECTOR_REGISTERS 16
 #else
 #define XELM_KERNEL_ISA isa_avx2
 #define XELM_KERNEL_VNNI 0
-#define XELM_KERNEL_VECTOR_REGISTERS 16
 #endif
