@@ -215,6 +215,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   options.backend = config.backend == "ref" ? "ref" : "cpu";
   options.n_gpu_layers = config.backend == "opencl" ? std::to_string(config.n_gpu_layers) : "0";
   options.device = settings.device;
+  options.cpu_isa = settings.cpu_isa;
   options.profile_gpu_kernels = settings.profile;
   cli::Engine engine = cli::load_engine(options, settings.environment);
   // What the load copied (before any timed run resets the counters).
@@ -239,6 +240,10 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   base.weight_bytes_per_token = matmul_weight_bytes(model);
   base.backend = config.backend;
   base.cpu_info = cpu::cpu_features().summary();
+  if (config.backend != "ref") {
+    const std::optional<cpu::CpuIsa> isa = cpu::choose_isa(cpu::cpu_features(), settings.cpu_isa);
+    base.cpu_kernels = isa ? std::string(cpu::isa_name(*isa)) : "";
+  }
   if (engine.gpu) {
     base.gpu_info = engine.gpu->device_info().name;
     base.gpu_driver = engine.gpu->device_info().driver_version;
@@ -377,7 +382,8 @@ bool reset_peak_resident() {
 std::vector<BenchResult> run_benchmarks(const BenchParams& params, const cli::Environment& environment) {
   const std::vector<BenchTest> tests = expand_tests(params);
   const RunSettings settings{.repetitions = params.repetitions, .bandwidth_gbps = params.bandwidth_gbps,
-                             .profile = params.profile, .device = params.device, .environment = environment,
+                             .profile = params.profile, .device = params.device, .cpu_isa = params.cpu_isa,
+                             .environment = environment,
                              .measure_peak_rss = true};
   std::vector<BenchResult> results;
   for (const BenchConfig& config : expand_configs(params)) {
@@ -392,7 +398,7 @@ namespace {
 nlohmann::json to_json(const BenchResult& r, double bandwidth_gbps) {
   nlohmann::json row = {
       {"build_commit", r.build_commit}, {"cpu_info", r.cpu_info}, {"gpu_info", r.gpu_info},
-      {"gpu_driver", r.gpu_driver}, {"backends", r.backend}, {"model_filename", r.model_filename},
+      {"gpu_driver", r.gpu_driver}, {"backends", r.backend}, {"cpu_kernels", r.cpu_kernels}, {"model_filename", r.model_filename},
       {"model_name", r.model_name}, {"model_type", r.model_type}, {"model_filetype", r.model_filetype},
       {"model_size", r.model_size}, {"model_n_params", r.model_n_params}, {"n_batch", r.n_batch},
       {"n_threads", r.n_threads}, {"type_k", r.type_k}, {"type_v", r.type_v}, {"n_gpu_layers", r.n_gpu_layers},
@@ -436,6 +442,11 @@ std::string optional_number(bool present, double value) { return present ? fmt::
 
 std::string format_mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1u << 20)); }
 
+// The backend column of the markdown table: "cpu (avx512)" names the kernels that ran.
+std::string backend_cell(const BenchResult& r) {
+  return r.cpu_kernels.empty() ? r.backend : fmt::format("{} ({})", r.backend, r.cpu_kernels);
+}
+
 }  // namespace
 
 std::string format_results(const std::vector<BenchResult>& results, const std::string& format, double bandwidth_gbps) {
@@ -445,11 +456,11 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
           "model_n_params,n_batch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,test_time,avg_ns,stddev_ns,"
           "avg_ts,stddev_ts,gbps,bw_pct,launches_per_token,syncs_per_token,launches_per_layer_token,"
           "h2d_bytes_per_token,d2h_bytes_per_token,weight_bytes_copied,weight_bytes_zero_copy,unified_memory,file_size,"
-          "peak_rss_bytes,peak_rss_file_ratio,rss_model_bytes,rss_library_bytes,rss_other_bytes\n";
+          "peak_rss_bytes,peak_rss_file_ratio,rss_model_bytes,rss_library_bytes,rss_other_bytes,cpu_kernels\n";
     for (const BenchResult& r : results) {
       out += fmt::format(
           "\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},{},{},{},\"{}\",\"{}\",{},{},{},\"{}\",{:.0f},{:.0f},"
-          "{:.6f},{:.6f},{:.3f},{:.2f},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+          "{:.6f},{:.6f},{:.3f},{:.2f},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
           r.build_commit, r.cpu_info, r.gpu_info, r.gpu_driver, r.backend, r.model_filename, r.model_name,
           r.model_type, r.model_size, r.model_n_params, r.n_batch, r.n_threads, r.type_k, r.type_v, r.n_gpu_layers,
           r.n_prompt, r.n_gen, r.test_time, r.avg_ns, r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbps, r.bw_pct,
@@ -464,7 +475,7 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
           r.peak_rss_bytes > 0 ? fmt::format("{:.3f}", r.peak_rss_ratio()) : "",
           r.peak_rss_bytes > 0 ? std::to_string(r.resident.model_bytes) : "",
           r.peak_rss_bytes > 0 ? std::to_string(r.resident.library_bytes) : "",
-          r.peak_rss_bytes > 0 ? std::to_string(r.resident.other_bytes) : "");
+          r.peak_rss_bytes > 0 ? std::to_string(r.resident.other_bytes) : "", r.cpu_kernels);
     }
     return out;
   }
@@ -479,7 +490,7 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
   for (const BenchResult& r : results) {
     out += fmt::format("| {} | {:.2f} GiB | {:.2f} B | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.1f} | {:.0f}% | {} | {} |\n",
                        r.model_type, static_cast<double>(r.model_size) / (1u << 30),
-                       static_cast<double>(r.model_n_params) / 1e9, r.backend, r.n_gpu_layers, r.n_threads, r.n_batch,
+                       static_cast<double>(r.model_n_params) / 1e9, backend_cell(r), r.n_gpu_layers, r.n_threads, r.n_batch,
                        r.type_k, r.test_name(), r.avg_ts, r.stddev_ts, r.gbps, r.bw_pct,
                        optional_number(r.has_gpu_counters, r.launches_per_token),
                        optional_number(r.has_gpu_counters, r.syncs_per_token));

@@ -48,6 +48,7 @@ struct BenchParams {
   std::string output = "md";    // md, csv or json
   bool profile = false;
   std::string device;           // OpenCL device: index or name substring
+  std::string cpu_isa = "auto"; // --cpu-isa: the CPU backend's product kernels (auto, avx2, avxvnni, avx512)
 };
 
 // Time of one op summed over the timed repetitions, on one backend.
@@ -70,6 +71,7 @@ struct ResidentBreakdown {
 struct BenchResult {
   std::string build_commit, model_filename, model_name, model_type, model_filetype;
   std::string backend, cpu_info, gpu_info, gpu_driver;  // gpu_* empty for CPU-only rows
+  std::string cpu_kernels;              // ISA of the CPU backend's product kernels (avx2, avxvnni, avx512); "" for ref
   uint64_t model_size = 0, model_n_params = 0;
   uint64_t weight_bytes_per_token = 0;  // bytes of every matrix a token's forward pass reads
   int n_threads = 0, n_batch = 0, n_gpu_layers = 0, n_prompt = 0, n_gen = 0;
@@ -106,6 +108,7 @@ struct RunSettings {
   double bandwidth_gbps = 0.0;
   bool profile = false;
   std::string device;
+  std::string cpu_isa = "auto";
   cli::Environment environment;  // what main read: OpenCL settings, device memory cap
   // Reset the process's peak RSS (VmHWM) before loading and record it per config: the peak of this
   // config alone. `xelm tune` leaves it off and reports the cumulative peak.

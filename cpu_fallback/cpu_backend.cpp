@@ -10,10 +10,10 @@
 
 namespace xelm::cpu {
 
-std::unique_ptr<Backend> make_cpu_backend(int n_threads) {
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, std::string_view isa) {
   const CpuFeatures& f = cpu_features();
-  if (f.avx2 && f.fma && f.f16c) {
-    std::unique_ptr<Backend> backend = make_avx2_backend(n_threads);
+  if (const std::optional<CpuIsa> chosen = choose_isa(f, isa)) {
+    std::unique_ptr<Backend> backend = make_avx2_backend(n_threads, *chosen);
     spdlog::info("CPU backend: {} on {}", backend->name(), f.summary());
     return backend;
   }

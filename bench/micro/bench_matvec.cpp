@@ -4,10 +4,12 @@
 // weights (and, as matvec_head, at the output head's 1024×151936, which streams from DRAM); the
 // 64- and 512-token matrix-matrix products (prompt processing; 512 as in pp512) report multiply-adds
 // per second (counter "MAC/s"), since they are bound by arithmetic.
-// Threads: XELM_BENCH_THREADS (default: one per physical core). For A/B comparisons of kernels on a
+// Threads: XELM_BENCH_THREADS (default: one per physical core); kernel ISA: XELM_BENCH_ISA (auto,
+// avx2, avxvnni, avx512; default auto, the best the CPU has). For A/B comparisons of kernels on a
 // shared machine, XELM_BENCH_THREADS=1 and the CPU-time column are the steadiest figures.
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,8 +26,15 @@ namespace {
 using xelm::GgmlType;
 
 void BM_Product(benchmark::State& state, GgmlType type, int64_t n_tokens) {
-  const xelm::cpu::CpuFeatures& f = xelm::cpu::cpu_features();
-  if (!(f.avx2 && f.fma && f.f16c)) {
+  const char* isa_env = std::getenv("XELM_BENCH_ISA");
+  std::optional<xelm::cpu::CpuIsa> isa;
+  try {
+    isa = xelm::cpu::choose_isa(xelm::cpu::cpu_features(), isa_env != nullptr ? isa_env : "auto");
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  if (!isa) {
     state.SkipWithError("CPU lacks AVX2/FMA/F16C");
     return;
   }
@@ -54,7 +63,7 @@ void BM_Product(benchmark::State& state, GgmlType type, int64_t n_tokens) {
   info.data = bytes.data();
 
   const char* threads_env = std::getenv("XELM_BENCH_THREADS");
-  auto backend = xelm::cpu::make_avx2_backend(threads_env != nullptr ? std::atoi(threads_env) : 0);
+  auto backend = xelm::cpu::make_avx2_backend(threads_env != nullptr ? std::atoi(threads_env) : 0, *isa);
   auto weight = backend->prepare_weight(info);
   auto x = backend->new_activation(n_tokens, in), y = backend->new_activation(n_tokens, out);
   std::vector<float> x_values(static_cast<size_t>(n_tokens * in));

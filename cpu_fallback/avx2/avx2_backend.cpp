@@ -38,11 +38,11 @@ constexpr int64_t kParallelElements = 16384;
 
 class Avx2Weight final : public Weight {
  public:
-  explicit Avx2Weight(const gguf::TensorInfo& info)
+  Avx2Weight(const gguf::TensorInfo& info, CpuIsa isa)
       : Weight(info),
         row_bytes(xelm::row_bytes(info.type, info.shape[0])),
-        kernel(avx2::dot_kernel(info.type)),
-        panel_kernel(avx2::panel_kernel(info.type, info.shape[0])),
+        kernel(avx2::dot_kernel(info.type, isa)),
+        panel_kernel(avx2::panel_kernel(info.type, info.shape[0], isa)),
         prefetch_rows(type_traits(info.type).is_quantized && row_bytes > 0
                           ? static_cast<int64_t>((kPrefetchBytesAhead + row_bytes - 1) / row_bytes)
                           : 0) {
@@ -127,16 +127,19 @@ float dot(const float* a, const float* b, int64_t n) {
 
 class Avx2Backend final : public CpuBackendBase {
  public:
-  explicit Avx2Backend(int n_threads) : pool_(n_threads) {}
+  Avx2Backend(int n_threads, CpuIsa isa) : isa_(isa), pool_(n_threads) {}
 
-  std::string name() const override { return fmt::format("cpu-avx2 ({} threads)", pool_.size()); }
-  bool supports(GgmlType weight_type) const override { return avx2::dot_kernel(weight_type) != nullptr; }
+  std::string name() const override {
+    return fmt::format("cpu-avx2{}{} ({} threads)", isa_ == CpuIsa::Avx2 ? "" : "+", isa_ == CpuIsa::Avx2 ? "" : isa_name(isa_),
+                       pool_.size());
+  }
+  bool supports(GgmlType weight_type) const override { return avx2::dot_kernel(weight_type, isa_) != nullptr; }
 
   std::unique_ptr<Weight> prepare_weight(const gguf::TensorInfo& tensor) override {
     if (tensor.shape.size() > 1 && !supports(tensor.type)) {
       throw Error(fmt::format("tensor '{}': type {} has no AVX2 kernel", tensor.name, type_traits(tensor.type).name));
     }
-    return std::make_unique<Avx2Weight>(tensor);
+    return std::make_unique<Avx2Weight>(tensor, isa_);
   }
   std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
                                              GgmlType type) override {
@@ -356,6 +359,7 @@ class Avx2Backend final : public CpuBackendBase {
     }
   }
 
+  CpuIsa isa_;
   ThreadPool pool_;
   std::vector<uint8_t> scratch_;  // quantized activations of the current matmul
   std::vector<float> rope_cos_, rope_sin_;
@@ -363,6 +367,8 @@ class Avx2Backend final : public CpuBackendBase {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_avx2_backend(int n_threads) { return std::make_unique<Avx2Backend>(n_threads); }
+std::unique_ptr<Backend> make_avx2_backend(int n_threads, CpuIsa isa) {
+  return std::make_unique<Avx2Backend>(n_threads, isa);
+}
 
 }  // namespace xelm::cpu

@@ -1,4 +1,4 @@
-// gemm_kernels.cpp — AVX2 products of the 32-element quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), the
+// gemm_kernels.cpp — products of the 32-element quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), the
 // K-quants (Q2_K .. Q6_K) and float weights (F32, F16, BF16) with many activation rows (prompt
 // processing), organised as BLAS does, by packing. (With Q2_K and Q3_K: every type xelm multiplies.)
 //
@@ -20,6 +20,12 @@
 // OffsetBlock32Format<traits>, FloatFormat):
 // the packed block, the activation block, pack(), the product of one block, accumulate(), and the
 // tile heights its registers allow; the tiling around them is shared.
+//
+// Compiled once per kernel ISA (kernel_isa.h). What the ISA changes is the integer step (GroupSums,
+// dpbusd): AVX2 multiplies with maddubs and keeps pair sums in int16 for as many groups as the
+// format's range argument allows, then widens them with madd; VNNI (AVX-VNNI, AVX-512 VNNI) adds every
+// group into int32 with one vpdpbusd. The integer sums are the same, and the float epilogue is shared
+// code, so every ISA gives bit-identical results.
 #include <algorithm>
 #include <cstddef>
 #include <vector>
@@ -29,7 +35,7 @@
 #include "cpu_fallback/avx2/simd_util.h"
 #include "runtime/quant_blocks.h"
 
-namespace xelm::cpu::avx2 {
+namespace xelm::cpu::avx2::XELM_KERNEL_ISA {
 namespace {
 
 using namespace xelm::quant;
@@ -42,8 +48,8 @@ constexpr int kBsums = QK_K / 16;        // Q8_K bsums per block
 
 // One block (QK_K elements) of every row of a panel, packed. For row r (lane r) of the panel:
 //   q[g]      32 bytes: byte 4r + e = quant of row r, element 4g + e (unsigned), g < kGroups
-//   scales[j] 16 int16: lanes 2r and 2r+1 = scale of row r's sub-block j (the madd weights of
-//             the two maddubs pairs of row r)
+//   scales[j] scale of row r's sub-block j in GroupSums::pack_weights' layout (AVX2: int16 lanes
+//             2r and 2r+1, the madd weights of the two maddubs pairs of row r; VNNI: int32 lane r)
 //   corr[p]   16 int16: lanes 2r, 2r+1 = row r's correction coefficients of the Q8_K bsums 2p, 2p+1
 //   d, coef   8 floats: row r's block scale and the scale of its correction
 // so that for a Q8_K activation block a:
@@ -190,6 +196,49 @@ inline __m256i broadcast4(const void* p) {
   return _mm256_set1_epi32(v);
 }
 
+// Sums of u8 × s8 products over runs of 4-byte groups (one group: 4 quants of each of the 8 rows of a
+// panel times 4 broadcast activation bytes), added into int32 sums with one weight per row (a
+// sub-block scale, or 1). AVX2: maddubs pair sums accumulate in int16 for a run of kGroupsPerSum
+// groups (the format's range argument keeps them exact), then one madd widens them with the weights
+// as int16 pairs. VNNI: vpdpbusd adds each group straight into int32, exact for any run, so a run is
+// a whole sub-block and one vpmulld applies the weight as int32. Same integers either way.
+struct GroupSums {
+  // Groups per partial sum: the format's int16 limit (AVX2), or a whole sub-block (VNNI).
+  static constexpr int run_length(int groups_per_int16_sum, int groups_per_sub_block) {
+    return kVnni ? groups_per_sub_block : groups_per_int16_sum;
+  }
+  static __m256i add(__m256i partial, __m256i u, __m256i s) {
+    if constexpr (kVnni) {
+      return dpbusd(partial, u, s);
+    } else {
+      return _mm256_add_epi16(partial, _mm256_maddubs_epi16(u, s));
+    }
+  }
+  // sumi + partial × weights, the weights as pack_weights laid them out.
+  static __m256i widen(__m256i sumi, __m256i partial, __m256i weights) {
+    if constexpr (kVnni) {
+      return _mm256_add_epi32(sumi, _mm256_mullo_epi32(partial, weights));
+    } else {
+      return dpwssd(sumi, partial, weights);
+    }
+  }
+  static __m256i widen_unit(__m256i sumi, __m256i partial) {
+    if constexpr (kVnni) {
+      return _mm256_add_epi32(sumi, partial);
+    } else {
+      return dpwssd(sumi, partial, _mm256_set1_epi16(1));
+    }
+  }
+  // The weights of the 8 rows (int16 w[r]) for widen: int16 pairs (w[r], w[r]) or int32 lanes.
+  static __m256i pack_weights(__m128i w) {
+    if constexpr (kVnni) {
+      return _mm256_cvtepi16_epi32(w);
+    } else {
+      return _mm256_set_m128i(_mm_unpackhi_epi16(w, w), _mm_unpacklo_epi16(w, w));
+    }
+  }
+};
+
 // A panel format F, for the weight types with a panel kernel:
 //   Packed: one block of the kPanelRows rows of a panel, packed;
 //   Activation: the prepared activation block (activation_format of the type), kBlockSize elements;
@@ -231,8 +280,7 @@ struct KQuantFormat {
     PanelScales<T::kSubBlocks> terms;
     for (int r = 0; r < kPanelRows; ++r) T::unpack_scales(*rows[r], r, terms);
     for (int j = 0; j < T::kSubBlocks; ++j) {
-      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.scales[j]));
-      out.scales[j] = _mm256_set_m128i(_mm_unpackhi_epi16(sc, sc), _mm_unpacklo_epi16(sc, sc));
+      out.scales[j] = GroupSums::pack_weights(_mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.scales[j])));
     }
     for (int p = 0; p < kBsums / 2; ++p) {
       const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p]));
@@ -243,37 +291,36 @@ struct KQuantFormat {
     out.coef = _mm256_loadu_ps(terms.coef);
   }
 
-  // The int16 pair sums of maddubs accumulate in int16 for kGroupsPerSum groups, then a madd applies
-  // the sub-block scales; the correction is a madd of the bsums with the correction coefficients.
+  // Per run of groups (GroupSums) a partial sum, added into sumi with its sub-block's scales; the
+  // correction is a madd of the bsums with the correction coefficients.
   template <int NP, int NT>
   static void accumulate(const Packed* const pb[NP], const Activation* const xb[NT], __m256 acc[NP][NT]) {
     constexpr int kGroupsPerSub = kGroups / T::kSubBlocks;
-    static_assert(kGroupsPerSub % T::kGroupsPerSum == 0 && 8 % T::kGroupsPerSum == 0);
+    constexpr int kRun = GroupSums::run_length(T::kGroupsPerSum, kGroupsPerSub);
+    static_assert(kGroupsPerSub % kRun == 0 && 8 % kRun == 0);
     __m256i sumi[NP][NT];
     for (int p = 0; p < NP; ++p) {
       for (int t = 0; t < NT; ++t) sumi[p][t] = _mm256_setzero_si256();
     }
-    // Per chunk of 32 elements (8 groups, the loop body for every type) one int16 sum per
-    // kGroupsPerSum groups, each added into sumi with its sub-block's scales.
+    // Per chunk of 32 elements (8 groups, the loop body for every type) one partial sum per run of
+    // kRun groups, each added into sumi with its sub-block's scales.
     for (int c = 0; c < kChunks; ++c) {
-      for (int g0 = 8 * c; g0 < 8 * (c + 1); g0 += T::kGroupsPerSum) {
+      for (int g0 = 8 * c; g0 < 8 * (c + 1); g0 += kRun) {
         const int j = g0 / kGroupsPerSub;
-        __m256i sum16[NP][NT];
+        __m256i partial[NP][NT];
         for (int p = 0; p < NP; ++p) {
-          for (int t = 0; t < NT; ++t) sum16[p][t] = _mm256_setzero_si256();
+          for (int t = 0; t < NT; ++t) partial[p][t] = _mm256_setzero_si256();
         }
-        for (int g = g0; g < g0 + T::kGroupsPerSum; ++g) {
+        for (int g = g0; g < g0 + kRun; ++g) {
           __m256i q[NP];
           for (int p = 0; p < NP; ++p) q[p] = pb[p]->q[g];
           for (int t = 0; t < NT; ++t) {
             const __m256i x4 = broadcast4(xb[t]->qs + 4 * g);
-            for (int p = 0; p < NP; ++p) sum16[p][t] = _mm256_add_epi16(sum16[p][t], _mm256_maddubs_epi16(q[p], x4));
+            for (int p = 0; p < NP; ++p) partial[p][t] = GroupSums::add(partial[p][t], q[p], x4);
           }
         }
         for (int p = 0; p < NP; ++p) {
-          for (int t = 0; t < NT; ++t) {
-            sumi[p][t] = _mm256_add_epi32(sumi[p][t], _mm256_madd_epi16(sum16[p][t], pb[p]->scales[j]));
-          }
+          for (int t = 0; t < NT; ++t) sumi[p][t] = GroupSums::widen(sumi[p][t], partial[p][t], pb[p]->scales[j]);
         }
       }
     }
@@ -283,7 +330,7 @@ struct KQuantFormat {
       for (int p = 0; p < NP; ++p) corr[p] = _mm256_setzero_si256();
       for (int k = 0; k < kBsums / 2; ++k) {
         const __m256i bsums = broadcast4(a.bsums + 2 * k);
-        for (int p = 0; p < NP; ++p) corr[p] = _mm256_add_epi32(corr[p], _mm256_madd_epi16(pb[p]->corr[k], bsums));
+        for (int p = 0; p < NP; ++p) corr[p] = dpwssd(corr[p], pb[p]->corr[k], bsums);
       }
       const __m256 dx = _mm256_set1_ps(a.d);
       for (int p = 0; p < NP; ++p) {
@@ -296,16 +343,18 @@ struct KQuantFormat {
 
 // Q8_0: blocks of 32 signed quants w with a scale. Packed, for row r (lane r) of the panel:
 //   q[g]      32 bytes: byte 4r + e = w of row r, element 4g + e (signed, as in the file), g < 8
-//   abs_q[g]  the same bytes' magnitudes |w| (|-128| = 128 as u8 is still right)
+//   u[g]      the same bytes as the unsigned operand: AVX2 |w| (|-128| = 128 as u8 is still right),
+//             VNNI w + 128
 //   d         8 floats: row r's block scale
-// maddubs wants an unsigned first operand, so a group is multiplied as |w| × (x with w's sign)
-// (|x| <= 127); |w| is computed once at packing, not once per tile. Signed pair sums reach
-// 2·128·127, so two groups cannot share an int16 sum: each maddubs is widened at once (madd with
-// ones).
+// maddubs / vpdpbusd want an unsigned first operand. AVX2 multiplies a group as |w| × (x with w's
+// sign) (|x| <= 127); signed pair sums reach 2·128·127, so two groups cannot share an int16 sum: each
+// maddubs is widened at once (madd with ones). VNNI has no int16 step to saturate, so it takes
+// (w + 128) × x and subtracts 128 Σx, Σx summed alongside (one vpdpbusd per activation row and group
+// against bytes of 1, instead of a sign per panel and row). Both give Σ w·x exactly.
 struct Q8_0Format {
   struct Packed {
     __m256i q[8];
-    __m256i abs_q[8];
+    __m256i u[8];
     __m256 d;
   };
   using Activation = Q8Block32;
@@ -320,28 +369,36 @@ struct Q8_0Format {
       d[r] = b.d;
     }
     transpose_8x8_epi32(out.q);  // q[r] lane g (bytes 4g..4g+3 of row r) -> q[g] lane r
-    for (int g = 0; g < 8; ++g) out.abs_q[g] = _mm256_sign_epi8(out.q[g], out.q[g]);
+    for (int g = 0; g < 8; ++g) {
+      out.u[g] = kVnni ? _mm256_xor_si256(out.q[g], _mm256_set1_epi8(-128)) : _mm256_sign_epi8(out.q[g], out.q[g]);
+    }
     out.d = half_to_float8(d);
   }
 
   template <int NP, int NT>
   static void accumulate(const Packed* const pb[NP], const Activation* const xb[NT], __m256 acc[NP][NT]) {
-    __m256i sumi[NP][NT];
-    for (int p = 0; p < NP; ++p) {
-      for (int t = 0; t < NT; ++t) sumi[p][t] = _mm256_setzero_si256();
+    __m256i sumi[NP][NT], x_sum[NT];
+    for (int t = 0; t < NT; ++t) {
+      x_sum[t] = _mm256_setzero_si256();
+      for (int p = 0; p < NP; ++p) sumi[p][t] = _mm256_setzero_si256();
     }
     for (int g = 0; g < 8; ++g) {
       for (int t = 0; t < NT; ++t) {
         const __m256i x4 = broadcast4(xb[t]->qs + 4 * g);
-        for (int p = 0; p < NP; ++p) {
-          sumi[p][t] = _mm256_add_epi32(sumi[p][t], dot_u8s8(pb[p]->abs_q[g], _mm256_sign_epi8(x4, pb[p]->q[g])));
+        if constexpr (kVnni) {
+          x_sum[t] = dpbusd(x_sum[t], _mm256_set1_epi8(1), x4);
+          for (int p = 0; p < NP; ++p) sumi[p][t] = dpbusd(sumi[p][t], pb[p]->u[g], x4);
+        } else {
+          for (int p = 0; p < NP; ++p) sumi[p][t] = dpbusd(sumi[p][t], pb[p]->u[g], _mm256_sign_epi8(x4, pb[p]->q[g]));
         }
       }
     }
     for (int t = 0; t < NT; ++t) {
       const __m256 dx = _mm256_set1_ps(xb[t]->d);
+      const __m256i offset = _mm256_slli_epi32(x_sum[t], 7);  // 128 Σx (VNNI; 0 with AVX2)
       for (int p = 0; p < NP; ++p) {
-        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[p][t]), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
+        const __m256i dot = kVnni ? _mm256_sub_epi32(sumi[p][t], offset) : sumi[p][t];
+        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
       }
     }
   }
@@ -381,7 +438,8 @@ struct Q5_1Panel {
 //   d, off  8 floats: row r's scale and offset
 // so that for a Q8Block32 activation block a (x = a.d * a.qs, a.s = a.d * Σ a.qs):
 //   dot(row r, a) = d[r] * a.d * Σ q * a.qs + off[r] * a.s.
-// Unsigned quants need no sign trick, and kGroupsPerSum groups share an int16 sum before one madd.
+// Unsigned quants need no sign trick, and a run of groups (GroupSums: kGroupsPerSum with AVX2, the
+// whole block with VNNI) shares a partial sum.
 template <typename T>
 struct OffsetBlock32Format {
   struct Packed {
@@ -411,23 +469,20 @@ struct OffsetBlock32Format {
     for (int p = 0; p < NP; ++p) {
       for (int t = 0; t < NT; ++t) sumi[p][t] = _mm256_setzero_si256();
     }
-    for (int g0 = 0; g0 < 8; g0 += T::kGroupsPerSum) {
-      __m256i sum16[NP][NT];
+    constexpr int kRun = GroupSums::run_length(T::kGroupsPerSum, 8);
+    for (int g0 = 0; g0 < 8; g0 += kRun) {
+      __m256i partial[NP][NT];
       for (int p = 0; p < NP; ++p) {
-        for (int t = 0; t < NT; ++t) sum16[p][t] = _mm256_setzero_si256();
+        for (int t = 0; t < NT; ++t) partial[p][t] = _mm256_setzero_si256();
       }
-      for (int g = g0; g < g0 + T::kGroupsPerSum; ++g) {
+      for (int g = g0; g < g0 + kRun; ++g) {
         for (int t = 0; t < NT; ++t) {
           const __m256i x4 = broadcast4(xb[t]->qs + 4 * g);
-          for (int p = 0; p < NP; ++p) {
-            sum16[p][t] = _mm256_add_epi16(sum16[p][t], _mm256_maddubs_epi16(pb[p]->q[g], x4));
-          }
+          for (int p = 0; p < NP; ++p) partial[p][t] = GroupSums::add(partial[p][t], pb[p]->q[g], x4);
         }
       }
       for (int p = 0; p < NP; ++p) {
-        for (int t = 0; t < NT; ++t) {
-          sumi[p][t] = _mm256_add_epi32(sumi[p][t], _mm256_madd_epi16(sum16[p][t], _mm256_set1_epi16(1)));
-        }
+        for (int t = 0; t < NT; ++t) sumi[p][t] = GroupSums::widen_unit(sumi[p][t], partial[p][t]);
       }
     }
     for (int t = 0; t < NT; ++t) {
@@ -527,6 +582,8 @@ void multiply_last_tile(const PanelTiles<F>& tiles, int64_t t0, int64_t n) {
 
 // All n_rows activation rows times NP panels, in tiles of as many rows as the registers hold (the
 // format's kTileRows*): NP * NT accumulators, NP packed vectors and a broadcast within 16 ymm registers.
+// (AVX-512's 32 registers would hold taller tiles; 4-8 rows measured no faster than 3-4 for the
+// K-quants and Q8_0, so every ISA keeps these.)
 template <typename F, int NP>
 void multiply_panels(const PanelTiles<F>& tiles, int64_t n_rows) {
   constexpr int kTileRows = NP == 1 ? F::kTileRowsOnePanel : F::kTileRowsTwoPanels;
@@ -582,4 +639,4 @@ PanelKernel panel_kernel(GgmlType weight_type, int64_t n) {
   }
 }
 
-}  // namespace xelm::cpu::avx2
+}  // namespace xelm::cpu::avx2::XELM_KERNEL_ISA

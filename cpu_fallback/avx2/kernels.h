@@ -1,11 +1,13 @@
 // kernels.h — the AVX2 compute kernels behind the AVX2 backend. Declared here without intrinsics;
-// defined only in cpu_fallback/avx2/*.cpp (compiled with -mavx2 -mfma -mf16c), so callers must
-// check cpu_features() before reaching any of them.
+// defined only in cpu_fallback/avx2/*.cpp (compiled with -mavx2 -mfma -mf16c, the product kernels
+// once more per wider ISA: CMakeLists.txt), so callers must check cpu_features() (has_isa) before
+// reaching any of them.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "cpu_fallback/cpu_features.h"
 #include "runtime/ggml_types.h"
 
 namespace xelm::cpu::avx2 {
@@ -34,8 +36,9 @@ inline constexpr int kMaxTileRows = 4;
 // are prepared rows of activation_format(type), x_stride bytes apart; n = elements per row.
 using DotKernel = void (*)(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int n_rows, int64_t n,
                            float* out);
-// The kernel for a weight type; nullptr if the type has none.
-DotKernel dot_kernel(GgmlType weight_type);
+// The kernel for a weight type compiled for `isa`; nullptr if the type has none (the same types for
+// every ISA).
+inline DotKernel dot_kernel(GgmlType weight_type, CpuIsa isa);
 
 // Prompt processing (gemm_kernels.cpp): products with at least kPanelMinRows activation rows take
 // panels of kPanelRows consecutive weight rows, packed on the fly, where there is a PanelKernel
@@ -58,9 +61,41 @@ struct PanelProduct {
   const float* bias;   // [kPanelRows * n_panels], or nullptr
 };
 using PanelKernel = void (*)(const PanelProduct& product);
-// The panel kernel for a weight type and row length n; nullptr if there is none (types without
-// one; float rows whose length is not a multiple of 8).
+// The panel kernel for a weight type and row length n compiled for `isa`; nullptr if there is none
+// (types without one; float rows whose length is not a multiple of 8).
+inline PanelKernel panel_kernel(GgmlType weight_type, int64_t n, CpuIsa isa);
+
+// dot_kernels.cpp and gemm_kernels.cpp compiled for each ISA (kernel_isa.h names the namespaces).
+namespace isa_avx2 {
+DotKernel dot_kernel(GgmlType weight_type);
 PanelKernel panel_kernel(GgmlType weight_type, int64_t n);
+}  // namespace isa_avx2
+namespace isa_avxvnni {
+DotKernel dot_kernel(GgmlType weight_type);
+PanelKernel panel_kernel(GgmlType weight_type, int64_t n);
+}  // namespace isa_avxvnni
+namespace isa_avx512 {
+DotKernel dot_kernel(GgmlType weight_type);
+PanelKernel panel_kernel(GgmlType weight_type, int64_t n);
+}  // namespace isa_avx512
+
+inline DotKernel dot_kernel(GgmlType weight_type, CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::AvxVnni: return isa_avxvnni::dot_kernel(weight_type);
+    case CpuIsa::Avx512: return isa_avx512::dot_kernel(weight_type);
+    case CpuIsa::Avx2: break;
+  }
+  return isa_avx2::dot_kernel(weight_type);
+}
+
+inline PanelKernel panel_kernel(GgmlType weight_type, int64_t n, CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::AvxVnni: return isa_avxvnni::panel_kernel(weight_type, n);
+    case CpuIsa::Avx512: return isa_avx512::panel_kernel(weight_type, n);
+    case CpuIsa::Avx2: break;
+  }
+  return isa_avx2::panel_kernel(weight_type, n);
+}
 
 // Attention (attention_kernels.cpp): one step of flash-style attention. `n` query vectors ("slots")
 // sharing one kv head take in a tile of at most kAttentionKeyTile keys and values with an online

@@ -1,7 +1,7 @@
 // kquant_decode.h — decoding of K-quant weight blocks (Q2_K .. Q6_K) into vectors of one
 // unsigned quant per byte, in element order, shared by the dot kernels (dot_kernels.cpp) and the
 // panel packer of the prompt-processing kernels (gemm_kernels.cpp). Include only from files compiled
-// with -mavx2 -mfma -mf16c.
+// with -mavx2 -mfma -mf16c; like simd_util.h, in the namespace of the ISA being compiled for.
 #pragma once
 
 #include <immintrin.h>
@@ -12,7 +12,7 @@
 #include "cpu_fallback/avx2/simd_util.h"
 #include "runtime/quant_blocks.h"
 
-namespace xelm::cpu::avx2 {
+namespace xelm::cpu::avx2::XELM_KERNEL_ISA {
 
 // Q2_K: elements 128*half + 32*shift + l (l < 32) of block b into q[shift], values 0..3.
 inline void decode_q2_k_half(const quant::block_q2_K& b, int half, __m256i q[4]) {
@@ -94,4 +94,4 @@ inline void decode_q6_k_half(const quant::block_q6_K& b, int half, __m256i q[4])
                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits), 4));
 }
 
-}  // namespace xelm::cpu::avx2
+}  // namespace xelm::cpu::avx2::XELM_KERNEL_ISA

@@ -1,5 +1,7 @@
 // simd_util.h — small AVX2 helpers shared by the kernel files of cpu_fallback/avx2/ (include only
-// from files compiled with -mavx2 -mfma -mf16c).
+// from files compiled with -mavx2 -mfma -mf16c), among them the integer dot steps that the VNNI
+// builds of the product kernels turn into one instruction (dpbusd, dpwssd). Everything here lives in
+// the namespace of the ISA the including file is compiled for (kernel_isa.h).
 #pragma once
 
 #include <immintrin.h>
@@ -7,7 +9,9 @@
 #include <cstdint>
 #include <cstring>
 
-namespace xelm::cpu::avx2 {
+#include "cpu_fallback/avx2/kernel_isa.h"
+
+namespace xelm::cpu::avx2::XELM_KERNEL_ISA {
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -98,12 +102,42 @@ inline __m256i unpack_q5_32(const uint8_t* qs, const uint8_t* qh) {
   return _mm256_or_si256(unpack_nibbles_16(qs), _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10)));
 }
 
-// Pairwise sums of unsigned(u) * signed(s) bytes, widened to 8 int32 lanes.
-inline __m256i dot_u8s8(__m256i u, __m256i s) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+// ---- Integer dot steps: one instruction with VNNI (AVX-VNNI's VEX or AVX-512's EVEX vpdpbusd /
+// vpdpwssd on ymm), two or three with AVX2. Integer sums are exact, so every ISA's kernels give the
+// same sums, and with the same float epilogue bit-identical results.
+inline constexpr bool kVnni = XELM_KERNEL_VNNI != 0;
+
+// acc + per int32 lane the sum of the 4 products of the unsigned bytes of u with the signed bytes of s.
+// AVX2 computes it as maddubs + madd, and maddubs saturates each pair of products to int16: it is
+// exact only while |u_2k*s_2k + u_2k+1*s_2k+1| <= 32767. Every caller's ranges guarantee that (the
+// activations are |s| <= 127, the weights u <= 128: 2*128*127 = 32512); vpdpbusd never saturates,
+// so within those ranges both give the same sums.
+inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(acc, u, s);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
 }
 
-// The same for two signed operands (the sign moved onto the second one).
-inline __m256i dot_s8s8(__m256i a, __m256i b) { return dot_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)); }
+// acc + per int32 lane the sum of the 2 products of the int16 lanes of a and b (madd + add).
+inline __m256i dpwssd(__m256i acc, __m256i a, __m256i b) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, a, b);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
 
+// Pairwise sums of unsigned(u) * signed(s) bytes, widened to 8 int32 lanes (see dpbusd).
+inline __m256i dot_u8s8(__m256i u, __m256i s) { return dpbusd(_mm256_setzero_si256(), u, s); }
+
+}  // namespace xelm::cpu::avx2::XELM_KERNEL_ISA
+
+namespace xelm::cpu::avx2 {
+using namespace XELM_KERNEL_ISA;
 }  // namespace xelm::cpu::avx2

@@ -35,7 +35,9 @@ Subcommand add_bench_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--profile", opts->profile, "Time breakdown: per op on the CPU, per kernel (device time, event profiling) on OpenCL");
   cmd->add_option("--device", opts->device, "OpenCL device: index or name substring (see `xelm devices`)");
-  return {cmd, [opts](const Environment& env) {
+  cmd->add_option("--cpu-isa", opts->cpu_isa, "CPU kernels: auto (the best the CPU has), avx2, avxvnni or avx512")
+      ->check(CLI::IsMember({"auto", "avx2", "avxvnni", "avx512"}))->capture_default_str();
+    return {cmd, [opts](const Environment& env) {
             if (opts->bandwidth_gbps <= 0.0) {
               opts->bandwidth_gbps = bench::measure_read_bandwidth(cpu::cpu_features().physical_cores);
               spdlog::info("measured read bandwidth: {:.1f} GB/s ({} threads, 1 GiB)", opts->bandwidth_gbps,

@@ -1,10 +1,12 @@
 // cmd_devices.cpp — `xelm devices`: every OpenCL device xelm can see, with the features that decide
-// its kernels and the tuning it gets, and every platform or device that was skipped and why.
+// its kernels and the tuning it gets, every platform or device that was skipped and why, and the CPU
+// with the instruction set its kernels use (--cpu-isa auto) and which ones it could use.
 #include <cstdio>
 #include <string>
 
 #include <spdlog/fmt/fmt.h>
 
+#include "cpu_fallback/cpu_features.h"
 #include "host/build_options.h"
 #include "host/device_info.h"
 #include "tools/xelm/commands.h"
@@ -51,6 +53,15 @@ int run_devices(bool show_extensions) {
     }
   }
   for (const opencl::SkippedEntry& s : list.skipped) std::printf("skipped %s: %s\n", s.what.c_str(), s.reason.c_str());
+  const cpu::CpuFeatures& f = cpu::cpu_features();
+  const std::optional<cpu::CpuIsa> best = cpu::choose_isa(f, "auto");
+  std::string usable;
+  for (cpu::CpuIsa isa : cpu::kAllCpuIsas) {
+    usable += fmt::format("{}{} {}", usable.empty() ? "" : ", ", cpu::isa_name(isa), yes_no(cpu::has_isa(f, isa)));
+  }
+  std::printf("cpu: %s\n", f.summary().c_str());
+  std::printf("  cpu kernels:       %s (--cpu-isa auto; %s)\n",
+              best ? std::string(cpu::isa_name(*best)).c_str() : "scalar reference (no AVX2/FMA/F16C)", usable.c_str());
   return 0;
 }
 

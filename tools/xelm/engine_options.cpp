@@ -30,6 +30,8 @@ void EngineOptions::add_to(CLI::App& cmd) {
   cmd.add_flag("--embd-gpu", embedding_gpu, "With --layers-gpu: run the embedding lookup on the GPU too");
   cmd.add_flag("--head-cpu", head_cpu, "With --layers-gpu: keep the output norm and head on the CPU");
   cmd.add_option("--device", device, "OpenCL device: index or name substring (see `xelm devices`)");
+  cmd.add_option("--cpu-isa", cpu_isa, "CPU kernels: auto (the best the CPU has), avx2, avxvnni or avx512")
+      ->check(CLI::IsMember({"auto", "avx2", "avxvnni", "avx512"}))->capture_default_str();
 }
 
 GgmlType EngineOptions::kv_cache_type() const {
@@ -94,7 +96,7 @@ Engine load_engine(const EngineOptions& o, const Environment& env) {
   e.model = Model::load(o.model_path);
   const ModelConfig& c = e.model->config();
   spdlog::info("{}", c.summary());
-  e.cpu = o.backend == "ref" ? cpu::make_reference_backend() : cpu::make_cpu_backend(o.n_threads);
+  e.cpu = o.backend == "ref" ? cpu::make_reference_backend() : cpu::make_cpu_backend(o.n_threads, o.cpu_isa);
   const RunShape shape{.n_ctx = std::min<int64_t>(o.n_ctx, c.n_ctx_train), .n_batch = o.n_batch, .kv_type = o.kv_cache_type()};
   e.plan = OffloadPlan::last_n_layers(c.n_layer, 0);
 

@@ -31,6 +31,7 @@ struct EngineOptions {
   bool head_cpu = false;        // with --layers-gpu: keep the output head on the CPU
   std::string device;           // OpenCL device index or name substring; "" = XELM_OPENCL_DEVICE's choice
   bool profile_gpu_kernels = false;  // OpenCL event profiling (xelm bench --profile)
+  std::string cpu_isa = "auto";      // --cpu-isa: the CPU backend's product kernels, auto|avx2|avxvnni|avx512
 
   void add_to(CLI::App& cmd);
   GgmlType kv_cache_type() const;
