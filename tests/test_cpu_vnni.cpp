@@ -3,12 +3,14 @@
 // each ISA, compared with memcmp) for every weight type at odd shapes, batch sizes 1..5 (dot kernels)
 // and 8..33 (panels plus the dot kernel for the rest), on quantized values and on random weight bytes
 // that reach the extremes of every quant and scale; and each ISA against the reference backend. An
-// ISA the CPU lacks is skipped with a message naming it.
+// ISA the CPU lacks is skipped with a message naming it. A whole synthetic model gives the same logits
+// through every ISA.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,7 +23,10 @@
 #include "cpu_fallback/ref/ref_backend.h"
 #include "runtime/error.h"
 #include "runtime/ggml_types.h"
+#include "runtime/model.h"
 #include "runtime/quant_blocks.h"
+#include "runtime/synthetic_model.h"
+#include "runtime/transformer.h"
 #include "tests/test_util.h"
 
 namespace xelm {
@@ -234,6 +239,56 @@ TEST(CpuVnniKernels, Avx2OnRandomBlockBytesMatchesReference) {
       EXPECT_LT(test::nmse(f, r), 2e-4) << type_name(type) << " rows " << rows;
     }
   }
+}
+
+// A 4-layer synthetic model: the prompt in batches of 9 (panels, then the dot kernels for the last 4
+// rows) and 6 decoded tokens give the same logits, byte for byte, through every ISA the CPU has.
+TEST(CpuVnniModel, LogitsBitIdenticalAcrossIsas) {
+  SKIP_WITHOUT_ISA(CpuIsa::Avx2);
+  test::ScratchDir dir;
+  const std::vector<int32_t> prompt = {5, 17, 999, 0, 42, 42, 7, 150, 3, 88, 201, 640, 12};
+  int compared = 0;
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0}) {
+    SyntheticModelSpec spec;
+    spec.n_layer = 4;
+    spec.n_embd = 256;
+    spec.n_head = 4;
+    spec.n_head_kv = 2;
+    spec.head_dim = 64;
+    spec.n_ff = 512;
+    spec.n_vocab = 1000;
+    spec.n_ctx = 256;
+    spec.weight_type = type;
+    const std::string path = dir.file(type_name(type) + ".gguf");
+    write_synthetic_model(spec, path);
+    const std::unique_ptr<Model> model = Model::load(path);
+    // Logits of the prompt, then of 6 greedy steps, concatenated.
+    auto run = [&](CpuIsa isa) {
+      const std::unique_ptr<Backend> backend = cpu::make_avx2_backend(2, isa);
+      Transformer t(*model, Placement::all_on(*backend, model->config().n_layer), TransformerOptions{.n_ctx = 256, .n_batch = 9});
+      std::vector<float> logits = t.eval(prompt), all = logits;
+      for (int step = 0; step < 6; ++step) {
+        const auto next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        logits = t.eval(std::span<const int32_t>(&next, 1));
+        all.insert(all.end(), logits.begin(), logits.end());
+      }
+      return all;
+    };
+    const std::vector<float> expected = run(CpuIsa::Avx2);
+    for (CpuIsa isa : {CpuIsa::AvxVnni, CpuIsa::Avx512}) {
+      if (!cpu::has_isa(cpu::cpu_features(), isa)) {
+        std::printf("[ cpu ] --cpu-isa %s NOT TESTED on this CPU (it lacks %s)\n", std::string(cpu::isa_name(isa)).c_str(),
+                    std::string(cpu::isa_requirements(isa)).c_str());
+        continue;
+      }
+      const std::vector<float> got = run(isa);
+      ASSERT_EQ(got.size(), expected.size());
+      EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)), 0)
+          << type_name(type) << " " << cpu::isa_name(isa) << ": logits differ from AVX2's";
+      ++compared;
+    }
+  }
+  if (compared == 0) GTEST_SKIP() << "NOT TESTED: this CPU has neither AVX-VNNI nor AVX-512 VNNI, nothing to compare with AVX2";
 }
 
 TEST(CpuIsaChoice, DetectionAgreesWithTheCompilersCpuid) {
