@@ -20,6 +20,7 @@
 #include "host/opencl_backend.h"
 #include "runtime/backend.h"
 #include "runtime/ggml_types.h"
+#include "runtime/synthetic_model.h"
 #include "tests/test_util.h"
 #include "tools/xelm/environment.h"
 
@@ -77,6 +78,22 @@ inline std::vector<float> download(Backend& b, const Activation& a) {
 }
 
 // Whether this CPU can run the AVX2 backend (cpu::make_avx2_backend needs all three).
+// The small synthetic model the whole-model CPU tests share: 4 layers, n_embd 256, 4/2 heads × 64,
+// n_ff 512, vocab 1000, context 256, matrices of `weight_type`.
+inline SyntheticModelSpec small_model_spec(GgmlType weight_type) {
+  SyntheticModelSpec spec;
+  spec.n_layer = 4;
+  spec.n_embd = 256;
+  spec.n_head = 4;
+  spec.n_head_kv = 2;
+  spec.head_dim = 64;
+  spec.n_ff = 512;
+  spec.n_vocab = 1000;
+  spec.n_ctx = 256;
+  spec.weight_type = weight_type;
+  return spec;
+}
+
 inline bool has_avx2() {
   const cpu::CpuFeatures& f = cpu::cpu_features();
   return f.avx2 && f.fma && f.f16c;

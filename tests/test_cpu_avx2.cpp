@@ -80,16 +80,7 @@ TEST(CpuBackendChoice, PicksAvx2WhenAvailable) {
 class CpuAvx2Model : public ::testing::Test {
  protected:
   std::unique_ptr<Model> make_model(GgmlType weight_type) {
-    SyntheticModelSpec spec;
-    spec.n_layer = 4;
-    spec.n_embd = 256;
-    spec.n_head = 4;
-    spec.n_head_kv = 2;
-    spec.head_dim = 64;
-    spec.n_ff = 512;
-    spec.n_vocab = 1000;
-    spec.n_ctx = 256;
-    spec.weight_type = weight_type;
+    const SyntheticModelSpec spec = test::small_model_spec(weight_type);
     const std::string path = dir_.file(std::string(type_traits(weight_type).name) + ".gguf");
     write_synthetic_model(spec, path);
     return Model::load(path);

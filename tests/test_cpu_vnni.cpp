@@ -27,6 +27,7 @@
 #include "runtime/quant_blocks.h"
 #include "runtime/synthetic_model.h"
 #include "runtime/transformer.h"
+#include "tests/backend_test_util.h"
 #include "tests/test_util.h"
 
 namespace xelm {
@@ -249,16 +250,7 @@ TEST(CpuVnniModel, LogitsBitIdenticalAcrossIsas) {
   const std::vector<int32_t> prompt = {5, 17, 999, 0, 42, 42, 7, 150, 3, 88, 201, 640, 12};
   int compared = 0;
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_0}) {
-    SyntheticModelSpec spec;
-    spec.n_layer = 4;
-    spec.n_embd = 256;
-    spec.n_head = 4;
-    spec.n_head_kv = 2;
-    spec.head_dim = 64;
-    spec.n_ff = 512;
-    spec.n_vocab = 1000;
-    spec.n_ctx = 256;
-    spec.weight_type = type;
+    const SyntheticModelSpec spec = test::small_model_spec(type);
     const std::string path = dir.file(type_name(type) + ".gguf");
     write_synthetic_model(spec, path);
     const std::unique_ptr<Model> model = Model::load(path);
