@@ -32,15 +32,25 @@ void ProfilingBackend::do_rms_norm(const Activation& x, const Weight& weight, fl
 void ProfilingBackend::do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) {
   timed("matmul", [&] { inner_.matmul(w, x, y, bias); });
 }
-void ProfilingBackend::do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
-  timed("rope", [&] { inner_.rope(x, n_heads, head_dim, pos0, freq_base); });
+void ProfilingBackend::do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch,
+                               float freq_base) {
+  timed("rope", [&] { inner_.rope(x, n_heads, head_dim, batch, freq_base); });
 }
-void ProfilingBackend::do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
-  timed("store_kv", [&] { inner_.store_kv(cache, k, v, pos0); });
+void ProfilingBackend::do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v,
+                                   const KvBatch& batch) {
+  timed("store_kv", [&] { inner_.store_kv(cache, k, v, batch); });
 }
-void ProfilingBackend::do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0,
+void ProfilingBackend::do_attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch,
                                     const AttentionShape& shape, Activation& out) {
-  timed("attention", [&] { inner_.attention(q, cache, pos0, shape, out); });
+  timed("attention", [&] { inner_.attention(q, cache, batch, shape, out); });
+}
+void ProfilingBackend::do_read_kv_rows(const KvCacheLayer& cache, int64_t row0, int64_t n, std::span<uint8_t> k,
+                                       std::span<uint8_t> v) {
+  timed("read_kv_rows", [&] { inner_.read_kv_rows(cache, row0, n, k, v); });
+}
+void ProfilingBackend::do_write_kv_rows(KvCacheLayer& cache, int64_t row0, int64_t n, std::span<const uint8_t> k,
+                                        std::span<const uint8_t> v) {
+  timed("write_kv_rows", [&] { inner_.write_kv_rows(cache, row0, n, k, v); });
 }
 void ProfilingBackend::do_swiglu(const Activation& gate, const Activation& up, Activation& out) {
   timed("swiglu", [&] { inner_.swiglu(gate, up, out); });
@@ -53,9 +63,9 @@ void ProfilingBackend::do_norm_matmul(const Activation& x, const Weight& norm, f
   timed("norm_matmul", [&] { inner_.norm_matmul(x, norm, eps, h, products); });
 }
 void ProfilingBackend::do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                                        const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                                        const Weight* k_norm, float eps, KvCacheLayer& cache, const KvBatch& batch,
                                         const AttentionShape& shape, float freq_base) {
-  timed("rope_store_kv", [&] { inner_.rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base); });
+  timed("rope_store_kv", [&] { inner_.rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, batch, shape, freq_base); });
 }
 void ProfilingBackend::do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {
   timed("matmul_add", [&] { inner_.matmul_add(w, a, x, scratch); });

@@ -42,10 +42,14 @@ class ProfilingBackend : public Backend {
   void do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override;
   void do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override;
   void do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override;
-  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override;
-  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override;
-  void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, float freq_base) override;
+  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, const KvBatch& batch) override;
+  void do_attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch, const AttentionShape& shape,
                     Activation& out) override;
+  void do_read_kv_rows(const KvCacheLayer& cache, int64_t row0, int64_t n, std::span<uint8_t> k,
+                       std::span<uint8_t> v) override;
+  void do_write_kv_rows(KvCacheLayer& cache, int64_t row0, int64_t n, std::span<const uint8_t> k,
+                        std::span<const uint8_t> v) override;
   void do_swiglu(const Activation& gate, const Activation& up, Activation& out) override;
   void do_add(Activation& x, const Activation& y) override;
   // Fused ops are forwarded whole (timed under their own names), so the inner backend's fused
@@ -53,7 +57,7 @@ class ProfilingBackend : public Backend {
   void do_norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
                       std::span<const Product> products) override;
   void do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm, const Weight* k_norm,
-                        float eps, KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                        float eps, KvCacheLayer& cache, const KvBatch& batch, const AttentionShape& shape,
                         float freq_base) override;
   void do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) override;
   void do_norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate, const Weight& w_up,

@@ -2,9 +2,12 @@
 // here, once) and the default (unfused) implementations of its fused ops.
 #include "runtime/backend.h"
 
+#include <atomic>
+
 #include <spdlog/fmt/fmt.h>
 
 #include "runtime/error.h"
+#include "runtime/ggml_types.h"
 
 namespace xelm {
 namespace {
@@ -37,23 +40,48 @@ void require_norm_groups(const Activation& x, const Weight& norm, const char* op
           fmt::format("norm weight of {} values does not divide rows of {}", group, x.cols()));
 }
 
-void require_rope(const Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, const char* op) {
-  require(head_dim > 0 && head_dim % 2 == 0 && n_heads >= 0 && n_heads * head_dim <= x.cols() && pos0 >= 0, op,
-          fmt::format("{} heads of {} dims at position {} in rows {}", n_heads, head_dim, pos0, shape(x)));
+void require_rope(const Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, const char* op) {
+  require(head_dim > 0 && head_dim % 2 == 0 && n_heads >= 0 && n_heads * head_dim <= x.cols(), op,
+          fmt::format("{} heads of {} dims in rows {}", n_heads, head_dim, shape(x)));
+  require(batch.rows() == x.rows(), op, fmt::format("a batch of {} rows for {}", batch.rows(), shape(x)));
 }
 
-// k and v [n, n_head_kv * head_dim] fit the cache at positions pos0 .. pos0 + n - 1.
-void require_kv_rows(const KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0,
+// The batch's runs cover its rows in order and every run's positions lie in its block table, whose
+// pages lie in the cache.
+void require_batch(const KvCacheLayer& cache, const KvBatch& batch, int64_t rows, const char* op) {
+  require(batch.rows() == rows && batch.slots.size() == batch.positions.size() &&
+              batch.run_of_row.size() == batch.positions.size() && batch.page_size > 0,
+          op, fmt::format("a batch of {} rows for {} rows", batch.rows(), rows));
+  const int64_t cache_pages = cache.n_ctx() / batch.page_size;
+  int64_t next_row = 0;
+  for (const KvRun& run : batch.runs) {
+    require(run.row0 == next_row && run.n_rows > 0 && run.pos0 >= 0 && run.table >= 0 &&
+                run.table + run.n_pages <= static_cast<int64_t>(batch.pages.size()) &&
+                run.pos0 + run.n_rows <= run.n_pages * batch.page_size,
+            op,
+            fmt::format("run of {} rows at row {} position {} with {} pages at {} of {}", run.n_rows, run.row0,
+                        run.pos0, run.n_pages, run.table, batch.pages.size()));
+    for (int64_t i = 0; i < run.n_pages; ++i) {
+      const int32_t page = batch.pages[static_cast<size_t>(run.table + i)];
+      require(page >= 0 && page < cache_pages, op,
+              fmt::format("page {} outside the cache's {} pages of {} rows", page, cache_pages, batch.page_size));
+    }
+    next_row += run.n_rows;
+  }
+  require(next_row == rows, op, fmt::format("runs cover {} of {} rows", next_row, rows));
+}
+
+// k and v [n, n_head_kv * head_dim] fit the cache's rows.
+void require_kv_rows(const KvCacheLayer& cache, const Activation& k, const Activation& v, const KvBatch& batch,
                      const char* op) {
   const int64_t width = cache.n_head_kv() * cache.head_dim();
   require(k.cols() == width && v.cols() == width && k.rows() == v.rows(), op,
           fmt::format("k {} and v {} for a cache of width {}", shape(k), shape(v), width));
-  require(pos0 >= 0 && pos0 + k.rows() <= cache.n_ctx(), op,
-          fmt::format("positions {}..{} outside the cache's {}", pos0, pos0 + k.rows() - 1, cache.n_ctx()));
+  require_batch(cache, batch, k.rows(), op);
 }
 
-void require_attention_shape(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& s,
-                             const char* op) {
+void require_attention_shape(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch,
+                             const AttentionShape& s, const char* op) {
   require(s.n_head > 0 && s.n_head_kv > 0 && s.n_head % s.n_head_kv == 0 && s.head_dim == cache.head_dim() &&
               s.n_head_kv == cache.n_head_kv(),
           op,
@@ -61,8 +89,15 @@ void require_attention_shape(const Activation& q, const KvCacheLayer& cache, int
                       s.n_head_kv, s.head_dim, cache.n_head_kv(), cache.head_dim()));
   require(q.cols() == s.n_head * s.head_dim, op,
           fmt::format("q {} for {} heads of {} dims", shape(q), s.n_head, s.head_dim));
-  require(pos0 >= 0 && pos0 + q.rows() <= cache.n_ctx(), op,
-          fmt::format("positions {}..{} outside the cache's {}", pos0, pos0 + q.rows() - 1, cache.n_ctx()));
+  require_batch(cache, batch, q.rows(), op);
+}
+
+void require_raw_rows(const KvCacheLayer& cache, int64_t row0, int64_t n, size_t k_bytes, size_t v_bytes,
+                      const char* op) {
+  const size_t bytes = static_cast<size_t>(n) * row_bytes(cache.type(), cache.n_head_kv() * cache.head_dim());
+  require(row0 >= 0 && n >= 0 && row0 + n <= cache.n_ctx() && k_bytes == bytes && v_bytes == bytes, op,
+          fmt::format("rows {}..{} ({} and {} bytes) of a cache of {} rows ({} bytes for these)", row0, row0 + n - 1,
+                      k_bytes, v_bytes, cache.n_ctx(), bytes));
 }
 
 }  // namespace
@@ -72,6 +107,32 @@ void Activation::set_rows(int64_t rows) {
     throw Error(fmt::format("internal: activation set to {} rows, capacity is {}", rows, capacity_));
   }
   rows_ = rows;
+}
+
+void KvBatch::add_run(int64_t pos0, int64_t n, std::span<const int32_t> block_table) {
+  const KvRun run{rows(), n, pos0, static_cast<int64_t>(pages.size()), static_cast<int64_t>(block_table.size())};
+  const auto run_index = static_cast<int32_t>(runs.size());
+  runs.push_back(run);
+  pages.insert(pages.end(), block_table.begin(), block_table.end());
+  for (int64_t p = pos0; p < pos0 + n; ++p) {
+    positions.push_back(static_cast<int32_t>(p));
+    slots.push_back(static_cast<int32_t>(p / page_size < run.n_pages ? row_of(run, p) : -1));
+    run_of_row.push_back(run_index);
+  }
+}
+
+void KvBatch::finish() {
+  static std::atomic<uint64_t> next_id{1};
+  id = next_id.fetch_add(1);
+}
+
+KvBatch KvBatch::contiguous(int64_t pos0, int64_t n) {
+  KvBatch batch;
+  batch.page_size = pos0 + n;
+  const int32_t page0 = 0;
+  batch.add_run(pos0, n, std::span<const int32_t>(&page0, 1));
+  batch.finish();
+  return batch;
 }
 
 void Backend::write(Activation& dst, std::span<const float> src) {
@@ -116,21 +177,33 @@ void Backend::matmul(const Weight& w, const Activation& x, Activation& y, const 
   do_matmul(w, x, y, bias);
 }
 
-void Backend::rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
-  require_rope(x, n_heads, head_dim, pos0, "rope");
-  do_rope(x, n_heads, head_dim, pos0, freq_base);
+void Backend::rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, float freq_base) {
+  require_rope(x, n_heads, head_dim, batch, "rope");
+  do_rope(x, n_heads, head_dim, batch, freq_base);
 }
 
-void Backend::store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
-  require_kv_rows(cache, k, v, pos0, "store_kv");
-  do_store_kv(cache, k, v, pos0);
+void Backend::store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, const KvBatch& batch) {
+  require_kv_rows(cache, k, v, batch, "store_kv");
+  do_store_kv(cache, k, v, batch);
 }
 
-void Backend::attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
-                        Activation& out) {
+void Backend::attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch,
+                        const AttentionShape& shape, Activation& out) {
   require_same_shape(q, out, "attention");
-  require_attention_shape(q, cache, pos0, shape, "attention");
-  do_attention(q, cache, pos0, shape, out);
+  require_attention_shape(q, cache, batch, shape, "attention");
+  do_attention(q, cache, batch, shape, out);
+}
+
+void Backend::read_kv_rows(const KvCacheLayer& cache, int64_t row0, int64_t n, std::span<uint8_t> k,
+                           std::span<uint8_t> v) {
+  require_raw_rows(cache, row0, n, k.size(), v.size(), "read_kv_rows");
+  if (n > 0) do_read_kv_rows(cache, row0, n, k, v);
+}
+
+void Backend::write_kv_rows(KvCacheLayer& cache, int64_t row0, int64_t n, std::span<const uint8_t> k,
+                            std::span<const uint8_t> v) {
+  require_raw_rows(cache, row0, n, k.size(), v.size(), "write_kv_rows");
+  if (n > 0) do_write_kv_rows(cache, row0, n, k, v);
 }
 
 void Backend::swiglu(const Activation& gate, const Activation& up, Activation& out) {
@@ -155,17 +228,17 @@ void Backend::norm_matmul(const Activation& x, const Weight& norm, float eps, Ac
 }
 
 void Backend::rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                            const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                            const Weight* k_norm, float eps, KvCacheLayer& cache, const KvBatch& batch,
                             const AttentionShape& shape, float freq_base) {
-  require_kv_rows(cache, k, v, pos0, "rope_store_kv");
-  require_attention_shape(q, cache, pos0, shape, "rope_store_kv");
+  require_kv_rows(cache, k, v, batch, "rope_store_kv");
+  require_attention_shape(q, cache, batch, shape, "rope_store_kv");
   require(q.rows() == k.rows(), "rope_store_kv", fmt::format("q has {} rows, k {}", q.rows(), k.rows()));
   for (const Weight* norm : {q_norm, k_norm}) {
     require(norm == nullptr || norm->in_features() == shape.head_dim, "rope_store_kv",
             fmt::format("per-head norm of {} values for heads of {}", norm != nullptr ? norm->in_features() : 0,
                         shape.head_dim));
   }
-  do_rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base);
+  do_rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, batch, shape, freq_base);
 }
 
 void Backend::matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {
@@ -192,13 +265,13 @@ void Backend::do_norm_matmul(const Activation& x, const Weight& norm, float eps,
 }
 
 void Backend::do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                               const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                               const Weight* k_norm, float eps, KvCacheLayer& cache, const KvBatch& batch,
                                const AttentionShape& shape, float freq_base) {
   if (q_norm != nullptr) rms_norm(q, *q_norm, eps, q);
   if (k_norm != nullptr) rms_norm(k, *k_norm, eps, k);
-  rope(q, shape.n_head, shape.head_dim, pos0, freq_base);
-  rope(k, shape.n_head_kv, shape.head_dim, pos0, freq_base);
-  store_kv(cache, k, v, pos0);
+  rope(q, shape.n_head, shape.head_dim, batch, freq_base);
+  rope(k, shape.n_head_kv, shape.head_dim, batch, freq_base);
+  store_kv(cache, k, v, batch);
 }
 
 void Backend::do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) {

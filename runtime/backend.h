@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "runtime/gguf.h"
 
@@ -47,8 +48,9 @@ class Weight {
   const gguf::TensorInfo* info_;
 };
 
-// Keys and values of one layer for n_ctx positions: [n_ctx, n_head_kv, head_dim] each, stored as
-// `type` (F16 by default; F32 and Q8_0 on request).
+// Keys and values of one layer: a pool of n_ctx rows [n_ctx, n_head_kv, head_dim] each, stored as
+// `type` (F16 by default; F32 and Q8_0 on request). The rows belong to no sequence: a KvBatch says
+// which row holds which position of which sequence (pages of consecutive rows, runtime/kv_pages.h).
 class KvCacheLayer {
  public:
   KvCacheLayer(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, GgmlType type)
@@ -62,6 +64,44 @@ class KvCacheLayer {
  private:
   int64_t n_ctx_, n_head_kv_, head_dim_;
   GgmlType type_;
+};
+
+// Where the rows of one forward step sit in their sequences and in the KV cache pool. Rows come in
+// runs: consecutive rows of one sequence at consecutive positions (a prompt chunk, or one decoded
+// token). A sequence's position p lives in cache row pages[table + p / page_size] * page_size +
+// p % page_size of every layer's pool (its block table, as vLLM's paged attention); row t is written
+// at slots[t] and attends to positions 0 .. positions[t] of its own sequence.
+struct KvRun {
+  int64_t row0;    // first batch row of the run
+  int64_t n_rows;
+  int64_t pos0;    // position of row0 in its sequence
+  int64_t table;   // offset of the sequence's block table in KvBatch::pages
+  int64_t n_pages; // pages of that table (covering at least pos0 + n_rows positions)
+};
+
+struct KvBatch {
+  int64_t page_size = 1;
+  std::vector<KvRun> runs;
+  std::vector<int32_t> pages;      // block tables of the runs' sequences, concatenated
+  std::vector<int32_t> positions;  // [n] position of row t in its sequence
+  std::vector<int32_t> slots;      // [n] cache row that row t's k and v are stored in
+  std::vector<int32_t> run_of_row; // [n] index of row t's run
+  // Tells batches apart (a device backend uploads a batch's tables once, not per layer): a new id
+  // for every batch built. Do not change a batch after its first use.
+  uint64_t id = 0;
+
+  int64_t rows() const { return static_cast<int64_t>(positions.size()); }
+  // The cache row of position `pos` of run r's sequence.
+  int64_t row_of(const KvRun& run, int64_t pos) const {
+    return static_cast<int64_t>(pages[static_cast<size_t>(run.table + pos / page_size)]) * page_size +
+           pos % page_size;
+  }
+  // Appends a run of n rows at positions pos0.. of a sequence with this block table (fills
+  // positions, slots and run_of_row); call finish() after the last run.
+  void add_run(int64_t pos0, int64_t n, std::span<const int32_t> block_table);
+  void finish();  // assigns a fresh id
+  // One sequence stored contiguously from cache row 0 (position p in row p): rows at pos0 .. pos0+n-1.
+  static KvBatch contiguous(int64_t pos0, int64_t n);
 };
 
 // Describes the attention geometry shared by rope/attention calls.
@@ -112,15 +152,32 @@ class Backend {
   // y[t, o] = sum_i x[t, i] * W[o, i] (+ bias[o] when given). x [n, in], y [n, out].
   void matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias);
   // Rotary embedding, NEOX pairing (i, i + head_dim/2), in place, for the first `n_heads` heads of each
-  // row; row t is at position pos0 + t; angles from rope_inv_freq (runtime/rope.h).
-  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base);
-  // Writes rows of k and v ([n, n_head_kv * head_dim]) at positions pos0 .. pos0+n-1.
-  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0);
-  // Causal attention of q ([n, n_head*head_dim], row t at position pos0+t) over cache positions
-  // 0 .. pos0+t; softmax scaled by 1/sqrt(head_dim); GQA: query head h reads kv head h / (n_head/n_head_kv).
-  // out [n, n_head*head_dim].
-  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+  // row; row t is at position batch.positions[t]; angles from rope_inv_freq (runtime/rope.h).
+  void rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, float freq_base);
+  // Writes row t of k and v ([n, n_head_kv * head_dim]) into cache row batch.slots[t].
+  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, const KvBatch& batch);
+  // Causal attention of q ([n, n_head*head_dim]): row t attends to positions 0 .. batch.positions[t] of
+  // its own sequence (through its run's block table); softmax scaled by 1/sqrt(head_dim); GQA: query head
+  // h reads kv head h / (n_head/n_head_kv). out [n, n_head*head_dim].
+  void attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch, const AttentionShape& shape,
                  Activation& out);
+  // One sequence stored contiguously from cache row 0, rows at positions pos0 .. pos0+n-1 (the single
+  // sequence of the op tests and microbenchmarks): the ops above with KvBatch::contiguous.
+  void rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
+    rope(x, n_heads, head_dim, KvBatch::contiguous(pos0, x.rows()), freq_base);
+  }
+  void store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
+    store_kv(cache, k, v, KvBatch::contiguous(pos0, k.rows()));
+  }
+  void attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+                 Activation& out) {
+    attention(q, cache, KvBatch::contiguous(pos0, q.rows()), shape, out);
+  }
+  // Raw cache rows [row0, row0 + n) of keys and values, n * row_bytes(type, n_head_kv * head_dim) bytes
+  // each, to and from host memory: what copy-on-write, span eviction and snapshots move.
+  void read_kv_rows(const KvCacheLayer& cache, int64_t row0, int64_t n, std::span<uint8_t> k, std::span<uint8_t> v);
+  void write_kv_rows(KvCacheLayer& cache, int64_t row0, int64_t n, std::span<const uint8_t> k,
+                     std::span<const uint8_t> v);
   // out = silu(gate) * up, element-wise. out may alias gate.
   void swiglu(const Activation& gate, const Activation& up, Activation& out);
   // x += y, element-wise.
@@ -137,11 +194,16 @@ class Backend {
   void norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
                    std::span<const Product> products);
   // rms_norm(q) and rms_norm(k) per head (when q_norm / k_norm are given, qwen3), rope(q) and rope(k),
-  // then store_kv(cache, k, v, pos0). q and k are updated in place. q [n, n_head*head_dim], k and v
+  // then store_kv(cache, k, v, batch). q and k are updated in place. q [n, n_head*head_dim], k and v
   // [n, n_head_kv*head_dim].
   void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                     const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                     const Weight* k_norm, float eps, KvCacheLayer& cache, const KvBatch& batch,
                      const AttentionShape& shape, float freq_base);
+  void rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
+                     const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                     const AttentionShape& shape, float freq_base) {
+    rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, KvBatch::contiguous(pos0, q.rows()), shape, freq_base);
+  }
   // x += w · a (the residual add into an output product): matmul(w, a, scratch), add(x, scratch).
   // a [n, in], x and scratch [n, out]; scratch may be left unwritten by an override.
   void matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch);
@@ -159,17 +221,23 @@ class Backend {
   virtual void do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) = 0;
   virtual void do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) = 0;
   virtual void do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) = 0;
-  virtual void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) = 0;
-  virtual void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) = 0;
-  virtual void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0,
+  virtual void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch,
+                       float freq_base) = 0;
+  virtual void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v,
+                           const KvBatch& batch) = 0;
+  virtual void do_attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch,
                             const AttentionShape& shape, Activation& out) = 0;
+  virtual void do_read_kv_rows(const KvCacheLayer& cache, int64_t row0, int64_t n, std::span<uint8_t> k,
+                               std::span<uint8_t> v) = 0;
+  virtual void do_write_kv_rows(KvCacheLayer& cache, int64_t row0, int64_t n, std::span<const uint8_t> k,
+                                std::span<const uint8_t> v) = 0;
   virtual void do_swiglu(const Activation& gate, const Activation& up, Activation& out) = 0;
   virtual void do_add(Activation& x, const Activation& y) = 0;
   // The fused ops' defaults: the unfused public ops in the documented order.
   virtual void do_norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
                               std::span<const Product> products);
   virtual void do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                                const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                                const Weight* k_norm, float eps, KvCacheLayer& cache, const KvBatch& batch,
                                 const AttentionShape& shape, float freq_base);
   virtual void do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch);
   virtual void do_norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,

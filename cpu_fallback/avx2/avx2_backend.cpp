@@ -59,60 +59,41 @@ class Avx2Weight final : public Weight {
   std::vector<float> dense; // [in_features] for 1-D tensors
 };
 
-// Per position one row of n_head_kv * head_dim values stored as type() (F32, F16 or Q8_0).
-class Avx2KvCache final : public KvCacheLayer {
- public:
-  Avx2KvCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, GgmlType type)
-      : KvCacheLayer(n_ctx, n_head_kv, head_dim, type),
-        width(n_head_kv * head_dim),
-        row_size(row_bytes(type, width)),
-        k(row_size * static_cast<size_t>(n_ctx)),
-        v(row_size * static_cast<size_t>(n_ctx)) {}
-
-  void store(std::vector<uint8_t>& cache, int64_t pos, const float* values) {
-    uint8_t* dst = cache.data() + static_cast<size_t>(pos) * row_size;
-    switch (type()) {
-      case GgmlType::F32: std::memcpy(dst, values, static_cast<size_t>(width) * sizeof(float)); break;
-      case GgmlType::F16: avx2::fp32_to_fp16_row(values, reinterpret_cast<uint16_t*>(dst), width); break;
-      default: quantize_row(type(), values, dst, width); break;
-    }
+// Stores fp32 values [width] as one cache row of the cache's type (F32, F16 or Q8_0).
+void store_kv_row(const CpuKvCache& c, const float* values, uint8_t* dst) {
+  switch (c.type()) {
+    case GgmlType::F32: std::memcpy(dst, values, static_cast<size_t>(c.width) * sizeof(float)); break;
+    case GgmlType::F16: avx2::fp32_to_fp16_row(values, reinterpret_cast<uint16_t*>(dst), c.width); break;
+    default: quantize_row(c.type(), values, dst, c.width); break;
   }
+}
 
-  // out[j, :] = kv head `head` of positions p0 + j, j < count, as fp32 [count, head_dim].
-  void load(const std::vector<uint8_t>& cache, int64_t p0, int64_t count, int64_t head, float* out) const {
-    const int64_t d = head_dim(), first = head * d;
-    for (int64_t j = 0; j < count; ++j) {
-      const uint8_t* row = cache.data() + static_cast<size_t>(p0 + j) * row_size;
-      float* dst = out + j * d;
-      switch (type()) {
-        case GgmlType::F32: std::memcpy(dst, reinterpret_cast<const float*>(row) + first, static_cast<size_t>(d) * 4); break;
-        case GgmlType::F16: avx2::fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(row) + first, dst, d); break;
-        default: {  // Q8_0: element e is qs[e % 32] of block e / 32
-          const auto* blocks = reinterpret_cast<const quant::block_q8_0*>(row);
-          if (first % 32 == 0 && d % 32 == 0) {  // whole blocks (head_dim 64, 128, ...): 8 at a time
-            for (int64_t b = first / 32; b < (first + d) / 32; ++b) {
-              const __m256 scale = _mm256_set1_ps(avx2::half_to_float(blocks[b].d));
-              for (int part = 0; part < 4; ++part) {
-                const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks[b].qs + 8 * part));
-                _mm256_storeu_ps(dst + (b * 32 - first) + 8 * part,
-                                 _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8))));
-              }
-            }
-            break;
-          }
-          for (int64_t e = first; e < first + d; ++e) {
-            const quant::block_q8_0& b = blocks[e / 32];
-            dst[e - first] = avx2::half_to_float(b.d) * static_cast<float>(b.qs[e % 32]);
+// out[0, head_dim) = kv head `head` of one cache row, as fp32.
+void load_kv_head(const CpuKvCache& c, const uint8_t* row, int64_t head, float* dst) {
+  const int64_t d = c.head_dim(), first = head * d;
+  switch (c.type()) {
+    case GgmlType::F32: std::memcpy(dst, reinterpret_cast<const float*>(row) + first, static_cast<size_t>(d) * 4); break;
+    case GgmlType::F16: avx2::fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(row) + first, dst, d); break;
+    default: {  // Q8_0: element e is qs[e % 32] of block e / 32
+      const auto* blocks = reinterpret_cast<const quant::block_q8_0*>(row);
+      if (first % 32 == 0 && d % 32 == 0) {  // whole blocks (head_dim 64, 128, ...): 8 at a time
+        for (int64_t b = first / 32; b < (first + d) / 32; ++b) {
+          const __m256 scale = _mm256_set1_ps(avx2::half_to_float(blocks[b].d));
+          for (int part = 0; part < 4; ++part) {
+            const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks[b].qs + 8 * part));
+            _mm256_storeu_ps(dst + (b * 32 - first) + 8 * part,
+                             _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8))));
           }
         }
+        break;
+      }
+      for (int64_t e = first; e < first + d; ++e) {
+        const quant::block_q8_0& b = blocks[e / 32];
+        dst[e - first] = avx2::half_to_float(b.d) * static_cast<float>(b.qs[e % 32]);
       }
     }
   }
-
-  int64_t width;
-  size_t row_size;
-  std::vector<uint8_t> k, v;  // [n_ctx][row_size]
-};
+}
 
 const Avx2Weight& wt(const Weight& w) { return static_cast<const Avx2Weight&>(w); }
 
@@ -140,10 +121,6 @@ class Avx2Backend final : public CpuBackendBase {
       throw Error(fmt::format("tensor '{}': type {} has no AVX2 kernel", tensor.name, type_traits(tensor.type).name));
     }
     return std::make_unique<Avx2Weight>(tensor, isa_);
-  }
-  std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
-                                             GgmlType type) override {
-    return std::make_unique<Avx2KvCache>(n_ctx, n_head_kv, head_dim, type);
   }
 
  protected:
@@ -216,7 +193,7 @@ class Avx2Backend final : public CpuBackendBase {
     }, panels ? avx2::kPanelRows : 1);
   }
 
-  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
+  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, float freq_base) override {
     const int64_t half = head_dim / 2, n = x.rows();
     // cos/sin per (row, pair): [n, half] each, from the angles every backend uses (runtime/rope.h).
     const std::vector<float> inv_freq = rope_inv_freq(head_dim, freq_base);
@@ -224,7 +201,7 @@ class Avx2Backend final : public CpuBackendBase {
     rope_sin_.resize(static_cast<size_t>(n * half));
     for (int64_t t = 0; t < n; ++t) {
       for (int64_t i = 0; i < half; ++i) {
-        const float theta = rope_angle(pos0 + t, inv_freq[static_cast<size_t>(i)]);
+        const float theta = rope_angle(batch.positions[static_cast<size_t>(t)], inv_freq[static_cast<size_t>(i)]);
         rope_cos_[static_cast<size_t>(t * half + i)] = std::cos(theta);
         rope_sin_[static_cast<size_t>(t * half + i)] = std::sin(theta);
       }
@@ -251,26 +228,42 @@ class Avx2Backend final : public CpuBackendBase {
     });
   }
 
-  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
-    auto& c = static_cast<Avx2KvCache&>(cache);
+  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, const KvBatch& batch) override {
+    CpuKvCache& c = kv(cache);
     for_rows(k.rows(), 2 * k.cols(), [&](int64_t t) {
-      c.store(c.k, pos0 + t, act(k).row(t));
-      c.store(c.v, pos0 + t, act(v).row(t));
+      const int64_t slot = batch.slots[static_cast<size_t>(t)];
+      store_kv_row(c, act(k).row(t), c.k_row(slot));
+      store_kv_row(c, act(v).row(t), c.v_row(slot));
     });
   }
 
   // Flash-attention style: online softmax over key tiles, no [n, n_keys] score matrix. A work item
-  // is (tile of up to kQueryTile query rows, kv head): each K/V tile is converted to fp32 once and
-  // serves every query row of the tile and the n_head / n_head_kv query heads sharing that kv head,
-  // as one set of "slots" for avx2::attend_key_tile. Items run from the last query tile (the most
-  // keys, causal) to the first, for load balance.
-  void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+  // is (tile of up to kQueryTile query rows of one run, kv head): each K/V tile of the run's sequence is
+  // converted to fp32 once (rows gathered through its block table) and serves every query row of the
+  // tile and the n_head / n_head_kv query heads sharing that kv head, as one set of "slots" for
+  // avx2::attend_key_tile. Key tiles start at position 0 of the sequence whatever the batch holds, so a
+  // row's result does not depend on the other rows (batch invariance). Items run from the query tiles
+  // with the most keys to the fewest, for load balance.
+  void do_attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch, const AttentionShape& shape,
                     Activation& out) override {
-    const auto& c = static_cast<const Avx2KvCache&>(cache);
+    const CpuKvCache& c = kv(cache);
     const int64_t d = shape.head_dim, group = shape.n_head / shape.n_head_kv;
-    const int64_t n_query_tiles = (q.rows() + kQueryTile - 1) / kQueryTile;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    pool_.parallel_for(n_query_tiles * shape.n_head_kv, [&](int64_t item_begin, int64_t item_end) {
+    struct QueryTile {
+      const KvRun* run;
+      int64_t t0, t_end;  // batch rows [t0, t_end) of the run
+    };
+    std::vector<QueryTile> tiles;
+    for (const KvRun& run : batch.runs) {
+      for (int64_t t0 = run.row0; t0 < run.row0 + run.n_rows; t0 += kQueryTile) {
+        tiles.push_back({&run, t0, std::min(run.row0 + run.n_rows, t0 + kQueryTile)});
+      }
+    }
+    auto last_position = [&](const QueryTile& tile) { return batch.positions[static_cast<size_t>(tile.t_end - 1)]; };
+    std::stable_sort(tiles.begin(), tiles.end(),
+                     [&](const QueryTile& a, const QueryTile& b) { return last_position(a) > last_position(b); });
+    const auto n_tiles = static_cast<int64_t>(tiles.size());
+    pool_.parallel_for(n_tiles * shape.n_head_kv, [&](int64_t item_begin, int64_t item_end) {
       constexpr int64_t kKeyTile = avx2::kAttentionKeyTile;
       const size_t max_slots = static_cast<size_t>(kQueryTile * group);
       std::vector<float> keys(static_cast<size_t>(kKeyTile * d)), values(static_cast<size_t>(kKeyTile * d));
@@ -279,10 +272,10 @@ class Avx2Backend final : public CpuBackendBase {
       std::vector<const float*> q_of_slot(max_slots);
       std::vector<int64_t> visible(max_slots);
       for (int64_t item = item_begin; item < item_end; ++item) {
-        const int64_t t0 = (n_query_tiles - 1 - item / shape.n_head_kv) * kQueryTile;
-        const int64_t kv_head = item % shape.n_head_kv;
-        const int64_t t_end = std::min(q.rows(), t0 + kQueryTile);
-        const int64_t n_slots = (t_end - t0) * group;
+        const QueryTile& tile = tiles[static_cast<size_t>(item / shape.n_head_kv)];
+        const KvRun& run = *tile.run;
+        const int64_t t0 = tile.t0, kv_head = item % shape.n_head_kv;
+        const int64_t n_slots = (tile.t_end - t0) * group;
         // Slot s is query row t0 + s / group, head kv_head * group + s % group: its d values in q or out.
         auto head_of_slot = [&](auto& a, int64_t slot) {
           return act(a).row(t0 + slot / group) + (kv_head * group + slot % group) * d;
@@ -293,15 +286,18 @@ class Avx2Backend final : public CpuBackendBase {
         std::fill(denom.begin(), denom.end(), 0.0f);
         const avx2::AttentionSlots slots{n_slots,      q_of_slot.data(), visible.data(), acc.data(),
                                          running_max.data(), denom.data(), scores.data()};
-        const int64_t n_keys_max = pos0 + t_end;  // keys seen by the tile's last row (causal)
+        const int64_t n_keys_max = last_position(tile) + 1;  // keys seen by the tile's last row (causal)
         for (int64_t p0 = 0; p0 < n_keys_max; p0 += kKeyTile) {
-          const int64_t tile = std::min(kKeyTile, n_keys_max - p0);
-          c.load(c.k, p0, tile, kv_head, keys.data());
-          c.load(c.v, p0, tile, kv_head, values.data());
-          for (int64_t slot = 0; slot < n_slots; ++slot) {
-            visible[static_cast<size_t>(slot)] = pos0 + t0 + slot / group + 1 - p0;  // row t sees positions <= pos0 + t
+          const int64_t n_tile = std::min(kKeyTile, n_keys_max - p0);
+          for (int64_t j = 0; j < n_tile; ++j) {
+            const int64_t row = batch.row_of(run, p0 + j);
+            load_kv_head(c, c.k_row(row), kv_head, keys.data() + j * d);
+            load_kv_head(c, c.v_row(row), kv_head, values.data() + j * d);
           }
-          avx2::attend_key_tile(slots, keys.data(), values.data(), tile, d, scale);
+          for (int64_t slot = 0; slot < n_slots; ++slot) {  // row t sees positions <= positions[t]
+            visible[static_cast<size_t>(slot)] = batch.positions[static_cast<size_t>(t0 + slot / group)] + 1 - p0;
+          }
+          avx2::attend_key_tile(slots, keys.data(), values.data(), n_tile, d, scale);
         }
         for (int64_t slot = 0; slot < n_slots; ++slot) {
           const float inv = 1.0f / denom[static_cast<size_t>(slot)];

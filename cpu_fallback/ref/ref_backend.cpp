@@ -33,30 +33,8 @@ class RefWeight final : public Weight {
   std::vector<float> dense_;
 };
 
-// Rows of n_head_kv * head_dim values per position, each stored as one row of type().
-class RefKvCache final : public KvCacheLayer {
- public:
-  RefKvCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, GgmlType type)
-      : KvCacheLayer(n_ctx, n_head_kv, head_dim, type),
-        width(n_head_kv * head_dim),
-        row_size(row_bytes(type, width)),
-        k(row_size * static_cast<size_t>(n_ctx)),
-        v(row_size * static_cast<size_t>(n_ctx)) {}
-  void store(std::vector<uint8_t>& cache, int64_t pos, const float* values) {
-    quantize_row(type(), values, cache.data() + static_cast<size_t>(pos) * row_size, width);
-  }
-  // Positions [0, n) as floats [n, width].
-  std::vector<float> load(const std::vector<uint8_t>& cache, int64_t n) const {
-    std::vector<float> out(static_cast<size_t>(n * width));
-    for (int64_t p = 0; p < n; ++p) {
-      dequantize_row(type(), cache.data() + static_cast<size_t>(p) * row_size, out.data() + p * width, width);
-    }
-    return out;
-  }
-  int64_t width;
-  size_t row_size;
-  std::vector<uint8_t> k, v;  // [n_ctx][row_size]
-};
+// One k or v row of the cache as fp32 [n_head_kv * head_dim].
+void load_kv_row(const CpuKvCache& c, const uint8_t* row, float* out) { dequantize_row(c.type(), row, out, c.width); }
 
 const RefWeight& wt(const Weight& w) { return static_cast<const RefWeight&>(w); }
 
@@ -67,10 +45,6 @@ class ReferenceBackend final : public CpuBackendBase {
 
   std::unique_ptr<Weight> prepare_weight(const gguf::TensorInfo& tensor) override {
     return std::make_unique<RefWeight>(tensor);
-  }
-  std::unique_ptr<KvCacheLayer> new_kv_cache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
-                                             GgmlType type) override {
-    return std::make_unique<RefKvCache>(n_ctx, n_head_kv, head_dim, type);
   }
 
  protected:
@@ -107,14 +81,15 @@ class ReferenceBackend final : public CpuBackendBase {
     }
   }
 
-  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override {
+  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, float freq_base) override {
     const int64_t half = head_dim / 2;
     const std::vector<float> inv_freq = rope_inv_freq(head_dim, freq_base);
     for (int64_t t = 0; t < x.rows(); ++t) {
+      const int64_t pos = batch.positions[static_cast<size_t>(t)];
       for (int64_t h = 0; h < n_heads; ++h) {
         float* v = act(x).row(t) + h * head_dim;
         for (int64_t i = 0; i < half; ++i) {
-          const float theta = rope_angle(pos0 + t, inv_freq[static_cast<size_t>(i)]);
+          const float theta = rope_angle(pos, inv_freq[static_cast<size_t>(i)]);
           const float cos_t = std::cos(theta), sin_t = std::sin(theta);
           const float a = v[i], b = v[i + half];
           v[i] = a * cos_t - b * sin_t;
@@ -124,46 +99,54 @@ class ReferenceBackend final : public CpuBackendBase {
     }
   }
 
-  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override {
-    auto& c = static_cast<RefKvCache&>(cache);
+  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, const KvBatch& batch) override {
+    CpuKvCache& c = kv(cache);
     for (int64_t t = 0; t < k.rows(); ++t) {
-      c.store(c.k, pos0 + t, act(k).row(t));
-      c.store(c.v, pos0 + t, act(v).row(t));
+      const int64_t slot = batch.slots[static_cast<size_t>(t)];
+      quantize_row(c.type(), act(k).row(t), c.k_row(slot), c.width);
+      quantize_row(c.type(), act(v).row(t), c.v_row(slot), c.width);
     }
   }
 
-  void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+  void do_attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch, const AttentionShape& shape,
                     Activation& out) override {
-    const auto& c = static_cast<const RefKvCache&>(cache);
-    const int64_t d = shape.head_dim, kv_width = shape.n_head_kv * d, group = shape.n_head / shape.n_head_kv;
+    const CpuKvCache& c = kv(cache);
+    const int64_t d = shape.head_dim, kv_width = c.width, group = shape.n_head / shape.n_head_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    const std::vector<float> keys = c.load(c.k, pos0 + q.rows());    // [n_keys, kv_width]
-    const std::vector<float> values = c.load(c.v, pos0 + q.rows());
-    std::vector<float> scores(static_cast<size_t>(pos0 + q.rows()));
-    for (int64_t t = 0; t < q.rows(); ++t) {
-      const int64_t n_keys = pos0 + t + 1;  // causal: positions 0 .. pos0 + t
-      for (int64_t h = 0; h < shape.n_head; ++h) {
-        const float* qh = act(q).row(t) + h * d;
-        const int64_t kvh = h / group;
-        float max_score = -std::numeric_limits<float>::infinity();
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const float* kp = keys.data() + p * kv_width + kvh * d;
-          float dot = 0.0f;
-          for (int64_t i = 0; i < d; ++i) dot += qh[i] * kp[i];
-          scores[static_cast<size_t>(p)] = dot * scale;
-          max_score = std::max(max_score, scores[static_cast<size_t>(p)]);
-        }
-        float denom = 0.0f;
-        for (int64_t p = 0; p < n_keys; ++p) {
-          scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - max_score);
-          denom += scores[static_cast<size_t>(p)];
-        }
-        float* oh = act(out).row(t) + h * d;
-        std::fill_n(oh, d, 0.0f);
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const float weight = scores[static_cast<size_t>(p)] / denom;
-          const float* vp = values.data() + p * kv_width + kvh * d;
-          for (int64_t i = 0; i < d; ++i) oh[i] += weight * vp[i];
+    for (const KvRun& run : batch.runs) {
+      // The run's sequence as fp32 [n_keys, kv_width], positions 0 .. the run's last.
+      const int64_t n_keys_max = run.pos0 + run.n_rows;
+      std::vector<float> keys(static_cast<size_t>(n_keys_max * kv_width)), values(keys.size());
+      for (int64_t p = 0; p < n_keys_max; ++p) {
+        load_kv_row(c, c.k_row(batch.row_of(run, p)), keys.data() + p * kv_width);
+        load_kv_row(c, c.v_row(batch.row_of(run, p)), values.data() + p * kv_width);
+      }
+      std::vector<float> scores(static_cast<size_t>(n_keys_max));
+      for (int64_t t = run.row0; t < run.row0 + run.n_rows; ++t) {
+        const int64_t n_keys = batch.positions[static_cast<size_t>(t)] + 1;  // causal: positions 0 .. pos
+        for (int64_t h = 0; h < shape.n_head; ++h) {
+          const float* qh = act(q).row(t) + h * d;
+          const int64_t kvh = h / group;
+          float max_score = -std::numeric_limits<float>::infinity();
+          for (int64_t p = 0; p < n_keys; ++p) {
+            const float* kp = keys.data() + p * kv_width + kvh * d;
+            float dot = 0.0f;
+            for (int64_t i = 0; i < d; ++i) dot += qh[i] * kp[i];
+            scores[static_cast<size_t>(p)] = dot * scale;
+            max_score = std::max(max_score, scores[static_cast<size_t>(p)]);
+          }
+          float denom = 0.0f;
+          for (int64_t p = 0; p < n_keys; ++p) {
+            scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - max_score);
+            denom += scores[static_cast<size_t>(p)];
+          }
+          float* oh = act(out).row(t) + h * d;
+          std::fill_n(oh, d, 0.0f);
+          for (int64_t p = 0; p < n_keys; ++p) {
+            const float weight = scores[static_cast<size_t>(p)] / denom;
+            const float* vp = values.data() + p * kv_width + kvh * d;
+            for (int64_t i = 0; i < d; ++i) oh[i] += weight * vp[i];
+          }
         }
       }
     }
