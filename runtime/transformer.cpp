@@ -8,8 +8,30 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/error.h"
+#include "runtime/ggml_types.h"
+#include "runtime/rope.h"
 
 namespace xelm {
+
+namespace {
+
+// Checks the options and returns the KV pool's page count: n_ctx positions in pages of kv_page_size.
+int64_t pool_pages(const ModelConfig& c, const TransformerOptions& options) {
+  if (options.n_ctx < 1) throw Error(fmt::format("context size must be at least 1 (got {})", options.n_ctx));
+  if (options.n_batch < 1) throw Error(fmt::format("batch size must be at least 1 (got {})", options.n_batch));
+  if (options.kv_page_size < 1 || options.kv_page_size > 4096) {
+    throw Error(fmt::format("KV page size must be 1 to 4096 positions (got {})", options.kv_page_size));
+  }
+  if (options.kv_type != GgmlType::F16 && options.kv_type != GgmlType::F32 && options.kv_type != GgmlType::Q8_0) {
+    throw Error(fmt::format("KV cache type {} is not supported (use f16, f32 or q8_0)", type_traits(options.kv_type).name));
+  }
+  if (options.kv_type == GgmlType::Q8_0 && c.kv_dim() % 32 != 0) {
+    throw Error(fmt::format("KV cache type q8_0 needs n_head_kv * head_dim ({}) to be a multiple of 32", c.kv_dim()));
+  }
+  return (options.n_ctx + options.kv_page_size - 1) / options.kv_page_size;
+}
+
+}  // namespace
 
 Placement Placement::all_on(Backend& backend, int64_t n_layer) {
   Placement p;
@@ -38,23 +60,19 @@ struct Transformer::BackendState {
 };
 
 Transformer::Transformer(const Model& model, Placement placement, TransformerOptions options)
-    : model_(model), placement_(std::move(placement)) {
+    : model_(model),
+      placement_(std::move(placement)),
+      kv_type_(options.kv_type),
+      pages_(pool_pages(model.config(), options), options.kv_page_size) {
   const ModelConfig& c = model.config();
   if (placement_.embedding == nullptr || placement_.head == nullptr ||
       placement_.layers.size() != static_cast<size_t>(c.n_layer) ||
       std::find(placement_.layers.begin(), placement_.layers.end(), nullptr) != placement_.layers.end()) {
     throw Error("internal: placement does not cover every part of the model");
   }
-  if (options.n_ctx < 1) throw Error(fmt::format("context size must be at least 1 (got {})", options.n_ctx));
-  if (options.n_batch < 1) throw Error(fmt::format("batch size must be at least 1 (got {})", options.n_batch));
-  if (options.kv_type != GgmlType::F16 && options.kv_type != GgmlType::F32 && options.kv_type != GgmlType::Q8_0) {
-    throw Error(fmt::format("KV cache type {} is not supported (use f16, f32 or q8_0)", type_traits(options.kv_type).name));
-  }
-  if (options.kv_type == GgmlType::Q8_0 && c.kv_dim() % 32 != 0) {
-    throw Error(fmt::format("KV cache type q8_0 needs n_head_kv * head_dim ({}) to be a multiple of 32", c.kv_dim()));
-  }
   n_ctx_ = std::min(options.n_ctx, c.n_ctx_train);
-  n_batch_ = std::min(options.n_batch, n_ctx_);
+  n_batch_ = options.n_batch;
+  const int64_t pool_rows = pages_.n_pages() * pages_.page_size();
 
   // Prepare every weight on the backend that uses it, and each layer's KV cache beside its layer.
   weight(placement_.embedding, model.weights().token_embd);
@@ -65,13 +83,14 @@ Transformer::Transformer(const Model& model, Placement placement, TransformerOpt
                            l.w_gate, l.w_up, l.w_down}) {
       optional_weight(b, t);
     }
-    state(b).kv[i] = b->new_kv_cache(n_ctx_, c.n_head_kv, c.head_dim, options.kv_type);
+    state(b).kv[i] = b->new_kv_cache(pool_rows, c.n_head_kv, c.head_dim, options.kv_type);
   }
   weight(placement_.head, model.weights().output_norm);
   weight(placement_.head, model.weights().output);
   BackendState& head = state(placement_.head);
   head.logits = placement_.head->new_activation(1, c.n_vocab);
   head.last = placement_.head->new_activation(1, c.n_embd);
+  if (pages_.create() != kDefaultSequence) throw Error("internal: the default sequence is not sequence 0");
 }
 
 Transformer::~Transformer() = default;
@@ -106,33 +125,179 @@ const Weight* Transformer::optional_weight(Backend* backend, WeightTensor tensor
   return tensor == nullptr ? nullptr : &weight(backend, tensor);
 }
 
-void Transformer::truncate(int64_t n) {
-  if (n < 0 || n > n_past_) throw Error(fmt::format("internal: truncate to {} with {} positions cached", n, n_past_));
-  n_past_ = n;  // cache rows beyond n are overwritten by the next eval
+uint64_t Transformer::page_bytes() const {
+  const ModelConfig& c = model_.config();
+  return 2 * static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(pages_.page_size()) *
+         row_bytes(kv_type_, c.kv_dim());
+}
+
+std::vector<std::pair<Backend*, KvCacheLayer*>> Transformer::layer_caches() {
+  std::vector<std::pair<Backend*, KvCacheLayer*>> caches;
+  for (auto& [backend, st] : states_) {
+    for (auto& [layer, cache] : st->kv) caches.emplace_back(backend, cache.get());
+  }
+  return caches;
+}
+
+void Transformer::copy_pages(std::span<const PageCopy> copies) {
+  if (copies.empty()) return;
+  const int64_t page = pages_.page_size();
+  const size_t bytes = static_cast<size_t>(page) * row_bytes(kv_type_, model_.config().kv_dim());
+  std::vector<uint8_t> k(bytes), v(bytes);
+  for (auto [backend, cache] : layer_caches()) {
+    for (const PageCopy& copy : copies) {
+      backend->read_kv_rows(*cache, copy.from * page, page, k, v);
+      backend->write_kv_rows(*cache, copy.to * page, page, k, v);
+    }
+  }
 }
 
 std::vector<float> Transformer::eval(std::span<const int32_t> tokens, bool all_logits) {
+  const SeqInput input{kDefaultSequence, tokens, all_logits ? SeqInput::Logits::All : SeqInput::Logits::Last};
+  return eval(std::span<const SeqInput>(&input, 1));
+}
+
+std::vector<float> Transformer::eval(std::span<const SeqInput> batch) {
   const ModelConfig& c = model_.config();
-  if (tokens.empty()) throw Error("eval: no tokens given");
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
-    throw Error(fmt::format("context full: {} cached + {} new tokens exceed the context size {} (raise -c)", n_past_,
-                            tokens.size(), n_ctx_));
-  }
-  for (int32_t t : tokens) {
-    if (t < 0 || t >= c.n_vocab) throw Error(fmt::format("token id {} is out of range (vocab {})", t, c.n_vocab));
-  }
-  std::vector<float> logits;
-  for (size_t first = 0; first < tokens.size(); first += static_cast<size_t>(n_batch_)) {
-    const size_t n = std::min(tokens.size() - first, static_cast<size_t>(n_batch_));
-    const bool last_batch = first + n == tokens.size();
-    if (all_logits || last_batch) {
-      eval_batch(tokens.subspan(first, n), all_logits, logits);
-    } else {
-      std::vector<float> discard;
-      eval_batch(tokens.subspan(first, n), false, discard);
+  // Check everything before anything changes.
+  int64_t pages_wanted = 0;
+  for (size_t e = 0; e < batch.size(); ++e) {
+    const SeqInput& in = batch[e];
+    if (!pages_.exists(in.seq)) throw Error(fmt::format("internal: eval of sequence {}, which does not exist", in.seq));
+    for (size_t other = 0; other < e; ++other) {
+      if (batch[other].seq == in.seq) throw Error(fmt::format("internal: sequence {} twice in one eval", in.seq));
     }
+    if (in.tokens.empty()) throw Error("eval: no tokens given");
+    const int64_t length = pages_.length(in.seq), n = static_cast<int64_t>(in.tokens.size());
+    if (length + n > n_ctx_) {
+      throw Error(fmt::format("context full: {} cached + {} new tokens exceed the context size {} (raise -c)", length,
+                              n, n_ctx_));
+    }
+    for (int32_t t : in.tokens) {
+      if (t < 0 || t >= c.n_vocab) throw Error(fmt::format("token id {} is out of range (vocab {})", t, c.n_vocab));
+    }
+    pages_wanted += pages_.pages_needed(in.seq, length, length + n);
+  }
+  if (pages_wanted > pages_.n_free()) {
+    throw Error(fmt::format("KV cache full: {} more pages of {} positions needed, {} of {} free (raise -c)",
+                            pages_wanted, pages_.page_size(), pages_.n_free(), pages_.n_pages()));
+  }
+  std::vector<PageCopy> copies;
+  for (const SeqInput& in : batch) {
+    const int64_t length = pages_.length(in.seq);
+    pages_.prepare_write(in.seq, length, length + static_cast<int64_t>(in.tokens.size()), copies);
+  }
+  copy_pages(copies);
+
+  // Micro-batches of up to n_batch rows, entries in order (an entry may span several).
+  std::vector<float> logits;
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> logit_rows;
+  std::vector<std::pair<SeqId, int64_t>> new_lengths;  // applied once the step has run
+  size_t entry = 0, done = 0;  // next row: token `done` of batch[entry]
+  while (entry < batch.size()) {
+    KvBatch kv;
+    kv.page_size = pages_.page_size();
+    tokens.clear();
+    logit_rows.clear();
+    new_lengths.clear();
+    while (entry < batch.size() && kv.rows() < n_batch_) {
+      const SeqInput& in = batch[entry];
+      const size_t n = std::min(in.tokens.size() - done, static_cast<size_t>(n_batch_ - kv.rows()));
+      const int64_t row0 = kv.rows(), pos0 = pages_.length(in.seq);
+      kv.add_run(pos0, static_cast<int64_t>(n), pages_.block_table(in.seq));
+      tokens.insert(tokens.end(), in.tokens.begin() + static_cast<std::ptrdiff_t>(done),
+                    in.tokens.begin() + static_cast<std::ptrdiff_t>(done + n));
+      new_lengths.emplace_back(in.seq, pos0 + static_cast<int64_t>(n));
+      done += n;
+      const bool entry_ends = done == in.tokens.size();
+      for (int64_t r = row0; r < kv.rows(); ++r) {
+        if (in.logits == SeqInput::Logits::All || (in.logits == SeqInput::Logits::Last && entry_ends && r == kv.rows() - 1)) {
+          logit_rows.push_back(r);
+        }
+      }
+      if (entry_ends) {
+        ++entry;
+        done = 0;
+      }
+    }
+    kv.finish();
+    eval_batch(tokens, kv, logit_rows, logits);
+    for (auto [seq, length] : new_lengths) pages_.set_length(seq, length);
   }
   return logits;
+}
+
+void Transformer::evict(SeqId seq, int64_t begin, int64_t end) {
+  const ModelConfig& c = model_.config();
+  const int64_t length = pages_.length(seq);
+  if (begin < 0 || end < begin || end > length) {
+    throw Error(fmt::format("internal: evict positions {}..{} of a sequence of {}", begin, end, length));
+  }
+  const int64_t shift = end - begin, n_move = length - end;
+  if (shift == 0) return;
+  const int64_t width = c.kv_dim();
+  const size_t row_size = row_bytes(kv_type_, width);
+  // Positions [from, from + n) of a sequence lie in runs of consecutive cache rows, one per page.
+  auto for_row_runs = [&](int64_t from, int64_t n, auto&& fn) {
+    for (int64_t i = 0; i < n;) {
+      const int64_t pos = from + i, in_page = std::min(n - i, pages_.page_size() - pos % pages_.page_size());
+      fn(pages_.row_of(seq, pos), i, in_page);
+      i += in_page;
+    }
+  };
+  // Read the rows that move, per layer, before anything is written.
+  const auto caches = layer_caches();
+  std::vector<std::vector<uint8_t>> keys(caches.size()), values(caches.size());
+  for (size_t l = 0; l < caches.size(); ++l) {
+    auto [backend, cache] = caches[l];
+    keys[l].resize(static_cast<size_t>(n_move) * row_size);
+    values[l].resize(keys[l].size());
+    for_row_runs(end, n_move, [&](int64_t row, int64_t i, int64_t n) {
+      const auto at = static_cast<size_t>(i) * row_size, bytes = static_cast<size_t>(n) * row_size;
+      backend->read_kv_rows(*cache, row, n, std::span(keys[l]).subspan(at, bytes),
+                            std::span(values[l]).subspan(at, bytes));
+    });
+  }
+  // Keys were rotated for position p and now sit at p - shift: rotate them by -shift (NEOX pairs,
+  // the angles of runtime/rope.h), through fp32 and back to the cache's type.
+  const std::vector<float> inv_freq = rope_inv_freq(c.head_dim, c.rope_freq_base);
+  const int64_t half = c.head_dim / 2;
+  std::vector<float> cos_d(static_cast<size_t>(half)), sin_d(static_cast<size_t>(half)), row(static_cast<size_t>(width));
+  for (int64_t i = 0; i < half; ++i) {
+    const float theta = rope_angle(-shift, inv_freq[static_cast<size_t>(i)]);
+    cos_d[static_cast<size_t>(i)] = std::cos(theta);
+    sin_d[static_cast<size_t>(i)] = std::sin(theta);
+  }
+  for (auto& layer_keys : keys) {
+    for (int64_t r = 0; r < n_move; ++r) {
+      uint8_t* stored = layer_keys.data() + static_cast<size_t>(r) * row_size;
+      dequantize_row(kv_type_, stored, row.data(), width);
+      for (int64_t h = 0; h < c.n_head_kv; ++h) {
+        float* a = row.data() + h * c.head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const float x = a[i], y = a[i + half];
+          a[i] = x * cos_d[static_cast<size_t>(i)] - y * sin_d[static_cast<size_t>(i)];
+          a[i + half] = x * sin_d[static_cast<size_t>(i)] + y * cos_d[static_cast<size_t>(i)];
+        }
+      }
+      quantize_row(kv_type_, row.data(), stored, width);
+    }
+  }
+  std::vector<PageCopy> copies;
+  if (!pages_.prepare_write(seq, begin, begin + n_move, copies)) {
+    throw Error("KV cache full: no free page to copy a shared page into while evicting (raise -c)");
+  }
+  copy_pages(copies);
+  for (size_t l = 0; l < caches.size(); ++l) {
+    auto [backend, cache] = caches[l];
+    for_row_runs(begin, n_move, [&](int64_t row_index, int64_t i, int64_t n) {
+      const auto at = static_cast<size_t>(i) * row_size, bytes = static_cast<size_t>(n) * row_size;
+      backend->write_kv_rows(*cache, row_index, n, std::span<const uint8_t>(keys[l]).subspan(at, bytes),
+                             std::span<const uint8_t>(values[l]).subspan(at, bytes));
+    });
+  }
+  pages_.truncate(seq, length - shift);
 }
 
 void Transformer::hand_over(Backend*& current, Backend* to, int64_t n_rows) {
@@ -146,11 +311,11 @@ void Transformer::hand_over(Backend*& current, Backend* to, int64_t n_rows) {
   current = to;
 }
 
-void Transformer::eval_batch(std::span<const int32_t> tokens, bool all_logits, std::vector<float>& logits_out) {
+void Transformer::eval_batch(std::span<const int32_t> tokens, const KvBatch& kv_batch,
+                             std::span<const int64_t> logit_rows, std::vector<float>& logits_out) {
   const ModelConfig& c = model_.config();
   const ModelWeights& w = model_.weights();
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const int64_t pos0 = n_past_;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim};
   const float eps = c.rms_norm_eps;
 
@@ -176,9 +341,9 @@ void Transformer::eval_batch(std::span<const int32_t> tokens, bool all_logits, s
                            {&weight(b, l.wv), optional_weight(b, l.bv), s.v.get()}};  // v[n, n_head_kv*head_dim]
     b->norm_matmul(*s.x, weight(b, l.attn_norm), eps, *s.h, qkv);
     KvCacheLayer& kv = *s.kv.at(il);
-    b->rope_store_kv(*s.q, *s.k, *s.v, optional_weight(b, l.q_norm), optional_weight(b, l.k_norm), eps, kv, pos0,
-                     shape, c.rope_freq_base);                           // q/k norms per head (qwen3)
-    b->attention(*s.q, kv, pos0, shape, *s.attn);                      // attn[n, n_head*head_dim]
+    b->rope_store_kv(*s.q, *s.k, *s.v, optional_weight(b, l.q_norm), optional_weight(b, l.k_norm), eps, kv,
+                     kv_batch, shape, c.rope_freq_base);                 // q/k norms per head (qwen3)
+    b->attention(*s.q, kv, kv_batch, shape, *s.attn);                  // attn[n, n_head*head_dim]
     b->matmul_add(weight(b, l.wo), *s.attn, *s.x, *s.proj);            // x[n, n_embd] += Wo·attn
 
     // Feed-forward block: x += W_down · (silu(W_gate·h) * (W_up·h)), h = rms_norm(x).
@@ -188,24 +353,27 @@ void Transformer::eval_batch(std::span<const int32_t> tokens, bool all_logits, s
     if (layer_hook_) layer_hook_(il, b, false);
   }
 
-  // Epilog: logits = output · rms_norm(x), for every row or only the last.
+  // Epilog: logits = output · rms_norm(x), for the rows that want them (all rows in place, or the
+  // chosen rows gathered first).
+  if (logit_rows.empty()) return;
   hand_over(b, placement_.head, n);
   BackendState& s = state(b);
+  const auto n_out = static_cast<int64_t>(logit_rows.size());
   Activation* rows = s.x.get();
-  if (!all_logits && n > 1) {
-    b->copy_rows(*s.x, n - 1, *s.last, 0, 1);
+  if (n_out < n) {
+    if (s.last->capacity() < n_out) s.last = b->new_activation(n_out, c.n_embd);
+    s.last->set_rows(n_out);
+    for (int64_t i = 0; i < n_out; ++i) b->copy_rows(*s.x, logit_rows[static_cast<size_t>(i)], *s.last, i, 1);
     rows = s.last.get();
   }
-  const int64_t n_out = rows->rows();
   s.h->set_rows(n_out);
-  if (s.logits->capacity() < n_out) s.logits = b->new_activation(n_batch_, c.n_vocab);
+  if (s.logits->capacity() < n_out) s.logits = b->new_activation(n_out, c.n_vocab);
   s.logits->set_rows(n_out);
   const Product head[] = {{&weight(b, w.output), nullptr, s.logits.get()}};  // logits[n_out, n_vocab]
   b->norm_matmul(*rows, weight(b, w.output_norm), eps, *s.h, head);
   const size_t offset = logits_out.size();
   logits_out.resize(offset + static_cast<size_t>(n_out * c.n_vocab));
   b->read(*s.logits, std::span<float>(logits_out).subspan(offset));
-  n_past_ += n;
 }
 
 }  // namespace xelm
