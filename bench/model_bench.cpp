@@ -67,8 +67,14 @@ std::vector<int32_t> random_tokens(int n, int64_t n_vocab, uint32_t seed) {
   return tokens;
 }
 
+// Positions one sequence of the test holds, and tokens timed over all its sequences.
 int context_needed(const BenchTest& test) { return test.n_prompt > 0 ? test.n_prompt + test.n_gen : kTgPromptTokens + test.n_gen; }
-int timed_tokens(const BenchTest& test) { return test.n_prompt + test.n_gen; }
+int timed_tokens(const BenchTest& test) { return test.n_seq * (test.n_prompt + test.n_gen); }
+// KV pool positions for the test's sequences (each sequence takes whole pages).
+int pool_needed(const BenchTest& test) {
+  const int page = static_cast<int>(TransformerOptions{}.kv_page_size);
+  return test.n_seq * ((context_needed(test) + page - 1) / page * page);
+}
 
 struct RunSample {
   double ns = 0;
@@ -82,10 +88,22 @@ struct RunSample {
 RunSample time_run(Transformer& transformer, const std::vector<int32_t>& tokens, const BenchTest& test,
                    opencl::OpenClBackend* gpu, const Backend* gpu_layers_backend) {
   using Clock = std::chrono::steady_clock;
+  // Sequence s reads its own stretch of `tokens` (context_needed tokens from s * context_needed).
   transformer.truncate(0);
+  std::vector<SeqId> seqs = {Transformer::kDefaultSequence};
+  for (int s = 1; s < test.n_seq; ++s) seqs.push_back(transformer.new_sequence());
+  const auto stride = static_cast<size_t>(context_needed(test));
+  std::vector<SeqInput> step(seqs.size());
+  // One eval of n tokens from position `from` of every sequence's stretch.
+  auto eval_all = [&](int from, int n) {
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      step[s] = {seqs[s], std::span<const int32_t>(tokens).subspan(s * stride + static_cast<size_t>(from), static_cast<size_t>(n))};
+    }
+    transformer.eval(step);
+  };
   int next = 0;
   if (test.n_prompt == 0) {
-    transformer.eval(std::span<const int32_t>(tokens.data(), kTgPromptTokens));
+    eval_all(0, kTgPromptTokens);
     next = kTgPromptTokens;
   }
   uint64_t layer_launches = 0, launches_at_enter = 0;
@@ -103,11 +121,12 @@ RunSample time_run(Transformer& transformer, const std::vector<int32_t>& tokens,
   }
   const auto t0 = Clock::now();
   if (test.n_prompt > 0) {
-    transformer.eval(std::span<const int32_t>(tokens.data(), static_cast<size_t>(test.n_prompt)));
+    eval_all(0, test.n_prompt);
     next = test.n_prompt;
   }
-  for (int i = 0; i < test.n_gen; ++i) transformer.eval(std::span<const int32_t>(&tokens[static_cast<size_t>(next + i)], 1));
+  for (int i = 0; i < test.n_gen; ++i) eval_all(next + i, 1);
   RunSample sample{.ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count()};
+  for (size_t s = 1; s < seqs.size(); ++s) transformer.release(seqs[s]);
   if (gpu) {
     transformer.set_layer_hook({});
     const opencl::OpenClCounters& c = gpu->counters();
@@ -121,7 +140,7 @@ RunSample time_run(Transformer& transformer, const std::vector<int32_t>& tokens,
 }
 
 void summarize(BenchResult& r, double bandwidth_gbps) {
-  const double n_tokens = r.n_prompt + r.n_gen;
+  const double n_tokens = static_cast<double>(r.n_seq) * (r.n_prompt + r.n_gen);
   const double n = static_cast<double>(r.samples_ns.size());
   r.avg_ns = std::accumulate(r.samples_ns.begin(), r.samples_ns.end(), 0.0) / n;
   std::vector<double> ts;
@@ -134,7 +153,8 @@ void summarize(BenchResult& r, double bandwidth_gbps) {
   }
   r.stddev_ns = n > 1 ? std::sqrt(var_ns / (n - 1)) : 0.0;
   r.stddev_ts = n > 1 ? std::sqrt(var_ts / (n - 1)) : 0.0;
-  r.gbps = static_cast<double>(r.weight_bytes_per_token) * r.avg_ts / 1e9;
+  // The sequences of one step share each weight read.
+  r.gbps = static_cast<double>(r.weight_bytes_per_token) * r.avg_ts / r.n_seq / 1e9;
   r.bw_pct = bandwidth_gbps > 0 ? 100.0 * r.gbps / bandwidth_gbps : 0.0;
 }
 
@@ -155,11 +175,13 @@ void append_profile(BenchResult& r, const std::string& backend, const Times& tim
 }  // namespace
 
 std::string BenchTest::name() const {
-  if (n_prompt > 0 && n_gen > 0) return fmt::format("pp{}+tg{}", n_prompt, n_gen);
-  return n_prompt > 0 ? fmt::format("pp{}", n_prompt) : fmt::format("tg{}", n_gen);
+  std::string name = n_prompt > 0 && n_gen > 0 ? fmt::format("pp{}+tg{}", n_prompt, n_gen)
+                     : n_prompt > 0            ? fmt::format("pp{}", n_prompt)
+                                               : fmt::format("tg{}", n_gen);
+  return n_seq > 1 ? fmt::format("{}@np{}", name, n_seq) : name;
 }
 
-std::string BenchResult::test_name() const { return BenchTest{n_prompt, n_gen}.name(); }
+std::string BenchResult::test_name() const { return BenchTest{n_prompt, n_gen, n_seq}.name(); }
 
 std::string profile_method_note() {
   return "cpu/ref: wall time per op (synchronous backends); opencl: device time per kernel from event profiling "
@@ -188,11 +210,14 @@ std::vector<BenchConfig> expand_configs(const BenchParams& params) {
 std::vector<BenchTest> expand_tests(const BenchParams& params) {
   if (params.prompt_gen.size() % 2 != 0) throw Error("-pg: expects pairs n_prompt,n_gen (e.g. -pg 512,128)");
   std::vector<BenchTest> tests;
-  for (int p : params.n_prompt) if (p > 0) tests.push_back({p, 0});
-  for (int g : params.n_gen) if (g > 0) tests.push_back({0, g});
-  for (size_t i = 0; i < params.prompt_gen.size(); i += 2) {
-    if (params.prompt_gen[i] < 1 || params.prompt_gen[i + 1] < 1) throw Error("-pg: both counts must be at least 1");
-    tests.push_back({params.prompt_gen[i], params.prompt_gen[i + 1]});
+  for (int n_seq : params.n_seq) {
+    if (n_seq < 1) throw Error("-np: sequence counts must be at least 1");
+    for (int p : params.n_prompt) if (p > 0) tests.push_back({p, 0, n_seq});
+    for (int g : params.n_gen) if (g > 0) tests.push_back({0, g, n_seq});
+    for (size_t i = 0; i < params.prompt_gen.size(); i += 2) {
+      if (params.prompt_gen[i] < 1 || params.prompt_gen[i + 1] < 1) throw Error("-pg: both counts must be at least 1");
+      tests.push_back({params.prompt_gen[i], params.prompt_gen[i + 1], n_seq});
+    }
   }
   return tests;
 }
@@ -203,12 +228,15 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   if (settings.repetitions < 1) throw Error("-r/--repetitions must be at least 1");
   if (tests.empty()) return {};
   const bool peak_rss = settings.measure_peak_rss && reset_peak_resident();
-  int n_ctx = 1;
-  for (const BenchTest& t : tests) n_ctx = std::max(n_ctx, context_needed(t));
+  int n_ctx = 1, n_pool = 1;  // positions of the longest sequence, and of the largest test's sequences together
+  for (const BenchTest& t : tests) {
+    n_ctx = std::max(n_ctx, context_needed(t));
+    n_pool = std::max(n_pool, pool_needed(t));
+  }
 
   cli::EngineOptions options;
   options.model_path = model_path;
-  options.n_ctx = n_ctx;
+  options.n_ctx = n_pool;
   options.n_batch = config.n_batch;
   options.n_threads = config.n_threads;
   options.kv_type = config.kv_type;
@@ -260,7 +288,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   base.type_k = base.type_v = config.kv_type;
   base.offload = engine.gpu ? engine.plan.describe() : "cpu";
   const MemoryEstimate memory = estimate_memory(
-      model, engine.plan, RunShape{.n_ctx = n_ctx, .n_batch = config.n_batch, .kv_type = options.kv_cache_type()});
+      model, engine.plan, RunShape{.n_ctx = n_pool, .n_batch = config.n_batch, .kv_type = options.kv_cache_type()});
   base.memory_cpu_bytes = memory.cpu.total();
   base.memory_gpu_bytes = memory.gpu.total();
 
@@ -272,7 +300,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
     profiled_cpu = std::make_unique<ProfilingBackend>(*engine.cpu);
     engine.transformer = std::make_unique<Transformer>(
         model, place(engine.plan, *profiled_cpu, engine.gpu.get()),
-        TransformerOptions{.n_ctx = n_ctx, .n_batch = config.n_batch, .kv_type = options.kv_cache_type()});
+        TransformerOptions{.n_ctx = n_pool, .n_batch = config.n_batch, .kv_type = options.kv_cache_type()});
   }
   Transformer& transformer = *engine.transformer;
   const Backend* gpu_layers_backend = engine.gpu.get();
@@ -280,7 +308,9 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
                         ? 0
                         : static_cast<int>(std::count(transformer.placement().layers.begin(),
                                                       transformer.placement().layers.end(), gpu_layers_backend));
-  const std::vector<int32_t> tokens = random_tokens(n_ctx, c.n_vocab, 1234);
+  int max_seq = 1;
+  for (const BenchTest& t : tests) max_seq = std::max(max_seq, t.n_seq);
+  const std::vector<int32_t> tokens = random_tokens(n_ctx * max_seq, c.n_vocab, 1234);
 
   std::vector<BenchResult> results;
   for (const BenchTest& test : tests) {
@@ -288,6 +318,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
     BenchResult r = base;
     r.n_prompt = test.n_prompt;
     r.n_gen = test.n_gen;
+    r.n_seq = test.n_seq;
     r.test_time = now_iso8601();
     spdlog::info("{} ngl={}: timing {} (a warm-up run, then up to {} timed runs)", r.backend, r.n_gpu_layers,
                  r.test_name(), settings.repetitions);
@@ -403,7 +434,7 @@ nlohmann::json to_json(const BenchResult& r, double bandwidth_gbps) {
       {"model_size", r.model_size}, {"model_n_params", r.model_n_params}, {"n_batch", r.n_batch},
       {"n_threads", r.n_threads}, {"type_k", r.type_k}, {"type_v", r.type_v}, {"n_gpu_layers", r.n_gpu_layers},
       {"offload", r.offload}, {"memory_cpu_bytes", r.memory_cpu_bytes}, {"memory_gpu_bytes", r.memory_gpu_bytes},
-      {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"test_time", r.test_time},
+      {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen}, {"n_seq", r.n_seq}, {"test_time", r.test_time},
       {"avg_ns", static_cast<uint64_t>(r.avg_ns)}, {"stddev_ns", static_cast<uint64_t>(r.stddev_ns)},
       {"avg_ts", r.avg_ts}, {"stddev_ts", r.stddev_ts}, {"samples_ns", r.samples_ns}, {"gbps", r.gbps},
       {"bw_pct", r.bw_pct}, {"bandwidth_gbps", bandwidth_gbps}};
@@ -456,11 +487,11 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
           "model_n_params,n_batch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,test_time,avg_ns,stddev_ns,"
           "avg_ts,stddev_ts,gbps,bw_pct,launches_per_token,syncs_per_token,launches_per_layer_token,"
           "h2d_bytes_per_token,d2h_bytes_per_token,weight_bytes_copied,weight_bytes_zero_copy,unified_memory,file_size,"
-          "peak_rss_bytes,peak_rss_file_ratio,rss_model_bytes,rss_library_bytes,rss_other_bytes,cpu_kernels\n";
+          "peak_rss_bytes,peak_rss_file_ratio,rss_model_bytes,rss_library_bytes,rss_other_bytes,cpu_kernels,n_seq\n";
     for (const BenchResult& r : results) {
       out += fmt::format(
           "\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},{},{},{},\"{}\",\"{}\",{},{},{},\"{}\",{:.0f},{:.0f},"
-          "{:.6f},{:.6f},{:.3f},{:.2f},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
+          "{:.6f},{:.6f},{:.3f},{:.2f},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",{}\n",
           r.build_commit, r.cpu_info, r.gpu_info, r.gpu_driver, r.backend, r.model_filename, r.model_name,
           r.model_type, r.model_size, r.model_n_params, r.n_batch, r.n_threads, r.type_k, r.type_v, r.n_gpu_layers,
           r.n_prompt, r.n_gen, r.test_time, r.avg_ns, r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbps, r.bw_pct,
@@ -475,7 +506,7 @@ std::string format_results(const std::vector<BenchResult>& results, const std::s
           r.peak_rss_bytes > 0 ? fmt::format("{:.3f}", r.peak_rss_ratio()) : "",
           r.peak_rss_bytes > 0 ? std::to_string(r.resident.model_bytes) : "",
           r.peak_rss_bytes > 0 ? std::to_string(r.resident.library_bytes) : "",
-          r.peak_rss_bytes > 0 ? std::to_string(r.resident.other_bytes) : "", r.cpu_kernels);
+          r.peak_rss_bytes > 0 ? std::to_string(r.resident.other_bytes) : "", r.cpu_kernels, r.n_seq);
     }
     return out;
   }

@@ -26,11 +26,14 @@ struct BenchConfig {
   std::string kv_type = "f16";  // f16, f32, q8_0
 };
 
-// pp: (n_prompt, 0); tg: (0, n_gen) after a short untimed prompt; pg: both, timed together.
+// pp: (n_prompt, 0); tg: (0, n_gen) after a short untimed prompt; pg: both, timed together. With
+// n_seq > 1, that many sequences run together in one Transformer (each prompt and each decode step of
+// all sequences as one batched eval), and the speed is their aggregate.
 struct BenchTest {
   int n_prompt = 0;
   int n_gen = 0;
-  std::string name() const;  // "pp512", "tg128", "pp512+tg128"
+  int n_seq = 1;
+  std::string name() const;  // "pp512", "tg128", "pp512+tg128"; "tg128@np4" for 4 sequences
 };
 
 struct BenchParams {
@@ -41,6 +44,7 @@ struct BenchParams {
   std::vector<int> n_prompt = {512};            // pp tests (0 entries are skipped)
   std::vector<int> n_gen = {128};               // tg tests (0 entries are skipped)
   std::vector<int> prompt_gen;                  // -pg: flat list of (n_prompt, n_gen) pairs
+  std::vector<int> n_seq = {1};                 // -np: sequences decoding together (every test per count)
   std::vector<int> n_batch = {512};
   std::vector<std::string> kv_types = {"f16"};
   int repetitions = 5;
@@ -74,7 +78,7 @@ struct BenchResult {
   std::string cpu_kernels;              // ISA of the CPU backend's product kernels (avx2, avxvnni, avx512); "" for ref
   uint64_t model_size = 0, model_n_params = 0;
   uint64_t weight_bytes_per_token = 0;  // bytes of every matrix a token's forward pass reads
-  int n_threads = 0, n_batch = 0, n_gpu_layers = 0, n_prompt = 0, n_gen = 0;
+  int n_threads = 0, n_batch = 0, n_gpu_layers = 0, n_prompt = 0, n_gen = 0, n_seq = 1;
   std::string type_k, type_v;
   std::string offload;                  // the plan, "layers 20-27 + head on GPU; ..." or "cpu"
   uint64_t memory_cpu_bytes = 0, memory_gpu_bytes = 0;  // estimate_memory for this run's shape

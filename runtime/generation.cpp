@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/dropped_span.h"
 #include "runtime/error.h"
 
 namespace xelm {
@@ -28,6 +29,17 @@ Generator::Generator(Transformer& transformer, const Tokenizer& tokenizer)
 void Generator::reset() {
   cached_.clear();
   transformer_.truncate(0);
+}
+
+int64_t Generator::evict_dropped_span(std::span<const int32_t> history) {
+  const std::optional<DroppedSpan> span = find_dropped_span(cached_, history);
+  if (!span) return 0;
+  const int64_t before = transformer_.n_past();
+  transformer_.truncate(span->end + span->kept);  // tokens after the match would be re-processed anyway
+  transformer_.evict(Transformer::kDefaultSequence, span->begin, span->end);
+  cached_.erase(cached_.begin() + span->end + span->kept, cached_.end());
+  cached_.erase(cached_.begin() + span->begin, cached_.begin() + span->end);
+  return before - transformer_.n_past();
 }
 
 std::vector<float> Generator::prefill(std::span<const int32_t> prompt, GenerationResult& result) {

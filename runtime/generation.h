@@ -46,6 +46,12 @@ class Generator {
 
   // Tokens currently in the KV cache (prompt and generated so far).
   const std::vector<int32_t>& cached_tokens() const { return cached_; }
+  // Makes the cache a prefix of `history` (the next prompt's tokens, e.g. the conversation rendered
+  // with a next user message) by evicting the span the history leaves out (runtime/dropped_span.h:
+  // Qwen3's earlier thinking) and forgetting cached tokens after what still matches. The kept tokens'
+  // keys and values were computed with the span in context, so the next turn then differs slightly
+  // from a fresh prefill of the history. Returns the positions freed (0 when nothing was dropped).
+  int64_t evict_dropped_span(std::span<const int32_t> history);
   void reset();
   Transformer& transformer() { return transformer_; }
 

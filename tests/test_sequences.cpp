@@ -14,10 +14,15 @@
 
 #include "cpu_fallback/cpu_backend.h"
 #include "cpu_fallback/ref/ref_backend.h"
+#include "runtime/chat_prompt.h"
+#include "runtime/chat_template.h"
+#include "runtime/dropped_span.h"
 #include "runtime/error.h"
+#include "runtime/generation.h"
 #include "runtime/kv_pages.h"
 #include "runtime/model.h"
 #include "runtime/synthetic_model.h"
+#include "runtime/tokenizer.h"
 #include "runtime/transformer.h"
 #include "tests/backend_test_util.h"
 #include "tests/test_util.h"
@@ -358,6 +363,93 @@ TEST_P(SequencesTest, AFullPoolRefusesAndKeepsTheSequences) {
   EXPECT_EQ(t->kv_pages().n_used(), 3);
   t->truncate(0);
   EXPECT_NO_THROW(t->eval(std::vector<SeqInput>{{other, random_tokens(9, 16)}}));
+}
+
+// ---------------------------------------------------------------- thinking eviction
+
+TEST(DroppedSpan, FindsTheSpanAfterTheCommonPrefix) {
+  const std::vector<int32_t> cached = {1, 2, 3, 90, 91, 92, 4, 5, 6};
+  const std::vector<int32_t> history = {1, 2, 3, 4, 5, 6, 7, 8};
+  const std::optional<DroppedSpan> span = find_dropped_span(cached, history);
+  ASSERT_TRUE(span);
+  EXPECT_EQ(span->begin, 3);
+  EXPECT_EQ(span->end, 6);
+  EXPECT_EQ(span->kept, 3);
+  EXPECT_FALSE(find_dropped_span(std::vector<int32_t>{1, 2}, history));  // already a prefix
+  // Only part of the rest matches (an answer re-tokenized differently at its end): kept says how much.
+  const std::optional<DroppedSpan> partial = find_dropped_span(std::vector<int32_t>{1, 2, 9, 3, 4, 77}, history);
+  ASSERT_TRUE(partial);
+  EXPECT_EQ(partial->begin, 2);
+  EXPECT_EQ(partial->end, 3);
+  EXPECT_EQ(partial->kept, 2);
+}
+
+// A Qwen3 conversation on a one-layer model with the real tokenizer: once the answer is done, the
+// next turn's prompt (the template drops the thinking of earlier turns) continues the cache after the
+// thinking is evicted, and the next turn's logits equal a fresh prefill of that prompt (one layer:
+// keys and values depend on their token alone, so this is exact up to the re-rotation's rounding).
+TEST(ThinkingEviction, TheNextTurnContinuesTheCacheAndMatchesAFreshPrefill) {
+  test::ScratchDir dir;
+  SyntheticModelSpec spec = test::small_model_spec(GgmlType::F32);
+  spec.n_layer = 1;
+  spec.n_embd = 64;
+  spec.n_ff = 128;
+  spec.head_dim = 32;
+  spec.n_vocab = 151936;
+  spec.tokenizer_path = default_tokenizer_path();
+  const std::string path = dir.file("chat.gguf");
+  write_synthetic_model(spec, path);
+  const std::unique_ptr<Model> model = Model::load(path);
+  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(model->file());
+  const ChatTemplate chat = ChatTemplate::from_gguf(model->file());
+  const std::unique_ptr<Backend> backend = cpu::make_reference_backend();
+  auto transformer = [&] {
+    return std::make_unique<Transformer>(*model, Placement::all_on(*backend, 1),
+                                         TransformerOptions{.n_ctx = 512, .kv_type = GgmlType::F16, .kv_page_size = 16});
+  };
+  auto render = [&](const std::vector<ChatMessage>& messages) {
+    return tokenize_chat_prompt(*tokenizer, chat.render(messages, true, true), messages);
+  };
+
+  std::vector<ChatMessage> messages = {{"user", "What is two plus two?", ""}};
+  std::vector<int32_t> cached = render(messages);
+  const std::vector<int32_t> answer = tokenizer->encode("<think>\nTwo and two make four.\n</think>\n\nIt is four.");
+  cached.insert(cached.end(), answer.begin(), answer.end());  // as if generated
+  auto t = transformer();
+  Generator generator(*t, *tokenizer);
+  Sampler sampler(SamplerParams{});
+  generator.generate(cached, 0, sampler, {});
+  ASSERT_EQ(t->n_past(), static_cast<int64_t>(cached.size()));
+
+  messages.push_back({"assistant", "It is four.", "Two and two make four."});
+  messages.push_back({"user", "And three plus three?", ""});
+  const std::vector<int32_t> next = render(messages);
+  const int64_t freed = generator.evict_dropped_span(next);
+  const std::vector<int32_t> think = tokenizer->encode("<think>\nTwo and two make four.\n</think>\n\n");
+  EXPECT_EQ(freed, static_cast<int64_t>(think.size()));
+  const std::vector<int32_t>& kept = generator.cached_tokens();
+  ASSERT_LE(kept.size(), next.size());
+  EXPECT_TRUE(std::equal(kept.begin(), kept.end(), next.begin())) << "the cache is not a prefix of the next prompt";
+  EXPECT_EQ(t->n_past(), static_cast<int64_t>(kept.size()));
+  // Only the new message remains to be processed: everything up to the answer's end is cached.
+  const std::vector<int32_t> new_turn = tokenizer->encode("<|im_end|>\n<|im_start|>user\nAnd three plus three?<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(next.size() - kept.size(), new_turn.size());
+
+  const int64_t n_vocab = model->config().n_vocab;
+  std::vector<float> evicted = t->eval(std::span<const int32_t>(next).subspan(kept.size()), true);
+  auto fresh = transformer();
+  std::vector<float> all = fresh->eval(next, true);
+  const std::vector<float> expected(all.end() - static_cast<std::ptrdiff_t>(evicted.size()), all.end());
+  EXPECT_LE(test::nmse(evicted, expected), 1e-4);
+  std::vector<float> a(evicted.end() - n_vocab, evicted.end()), b(expected.end() - n_vocab, expected.end());
+  std::vector<int32_t> tokens_a, tokens_b;
+  for (int i = 0; i < 32; ++i) {
+    tokens_a.push_back(greedy(a));
+    tokens_b.push_back(greedy(b));
+    a = t->eval(std::span<const int32_t>(&tokens_a.back(), 1));
+    b = fresh->eval(std::span<const int32_t>(&tokens_b.back(), 1));
+  }
+  EXPECT_EQ(tokens_a, tokens_b);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SequencesTest,

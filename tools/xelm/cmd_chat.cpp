@@ -55,6 +55,7 @@ struct ChatOptions {
   bool enable_thinking = true;  // Qwen3: --think (the default) / --no-think
   bool show_thinking = false, hide_thinking = false;
   bool drop_oldest = false;
+  bool keep_thinking_kv = false;
   bool stats = true;
   SamplerParams sampling;
 };
@@ -128,6 +129,7 @@ class ChatSession {
     while (!content.empty() && content.back() == '\n') content.pop_back();
     messages_.push_back({"assistant", std::move(content), reply.reasoning()});
     last_ = r;
+    evicted_ = options_.keep_thinking_kv ? 0 : evict_dropped_thinking();
     if (options_.stats) print_stats(r);
   }
 
@@ -177,13 +179,21 @@ class ChatSession {
   }
 
  private:
-  std::vector<int32_t> render_prompt() const {
+  // The prompt for the next answer; with_next_user: as it will render once another user message
+  // follows (its content empty).
+  std::vector<int32_t> render_prompt(bool with_next_user = false) const {
     std::vector<ChatMessage> all;
     if (!system_.empty()) all.push_back({"system", system_, ""});
     all.insert(all.end(), messages_.begin(), messages_.end());
+    if (with_next_user) all.push_back({"user", "", ""});
     const std::string text = template_->render(all, /*add_generation_prompt=*/true, enable_thinking_);
     return tokenize_chat_prompt(*tokenizer_, text, all);
   }
+
+  // The next turn's prompt renders this answer without its thinking (Qwen3's template drops the
+  // <think> block of earlier turns): evict that span from the cache now, so the next turn processes
+  // only the new message. Returns the positions freed.
+  int64_t evict_dropped_thinking() { return generator_->evict_dropped_span(render_prompt(/*with_next_user=*/true)); }
 
   SamplerParams sampling_params() const {
     if (is_qwen3_ && !user_set_sampling_) return with_qwen3_mode_preset(options_.sampling, enable_thinking_);
@@ -191,10 +201,15 @@ class ChatSession {
   }
 
   void print_stats(const GenerationResult& r) const {
+    const std::string evicted =
+        evicted_ > 0 ? fmt::format(" | thinking evicted: {} tokens, {:.1f} MiB", evicted_,
+                                   static_cast<double>(evicted_) * static_cast<double>(engine_.transformer->page_bytes()) /
+                                       static_cast<double>(engine_.transformer->kv_pages().page_size()) / (1 << 20))
+                     : "";
     const std::string line =
-        fmt::format("prompt {} tokens ({} new) {:.1f} tok/s | answer {} tokens {:.1f} tok/s | context {}/{} | {}",
+        fmt::format("prompt {} tokens ({} new) {:.1f} tok/s | answer {} tokens {:.1f} tok/s{} | context {}/{} | {}",
                     r.n_prompt, r.n_prompt_new, r.prompt_seconds > 0 ? r.n_prompt_new / r.prompt_seconds : 0.0,
-                    r.n_generated, r.generate_seconds > 0 ? r.n_generated / r.generate_seconds : 0.0,
+                    r.n_generated, r.generate_seconds > 0 ? r.n_generated / r.generate_seconds : 0.0, evicted,
                     generator_->cached_tokens().size(), engine_.transformer->n_ctx(), engine_.description);
     std::fprintf(stderr, color_ ? "\x1b[2m%s\x1b[0m\n" : "%s\n", line.c_str());
   }
@@ -246,6 +261,7 @@ class ChatSession {
   bool show_thinking_ = false;
   bool color_ = false;
   std::optional<GenerationResult> last_;
+  int64_t evicted_ = 0;  // positions the last answer's thinking eviction freed
 };
 
 // Reads one user message interactively: a line ending in '\' continues, """ opens/closes a block.
@@ -335,6 +351,10 @@ Subcommand add_chat_command(CLI::App& app) {
   cmd->add_flag("--show-thinking", o->show_thinking, "Show the thinking even when output is not a terminal");
   cmd->add_flag("--hide-thinking", o->hide_thinking, "Never show the thinking");
   cmd->add_flag("--drop-oldest", o->drop_oldest, "When the context is full, drop the oldest turns instead of refusing");
+  cmd->add_flag("--keep-thinking-kv", o->keep_thinking_kv,
+                "Keep an answer's thinking in the KV cache (by default it is evicted once the answer is done, as the "
+                "template drops it from later turns: the next turn then reuses the answer's cache, computed with the "
+                "thinking in view, instead of processing it again)");
   cmd->add_flag("!--no-stats", o->stats, "Do not print per-answer figures");
   o->sampling = SamplerParams::qwen3_thinking();
   add_sampling_options(*cmd, o->sampling, "--seed");

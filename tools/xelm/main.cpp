@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     if (arg == "-ngl") arg = "--n-gpu-layers";
     if (arg.rfind("-ngl=", 0) == 0) arg = "--n-gpu-layers=" + arg.substr(5);
     if (arg == "-pg") arg = "--pg";  // llama-bench's combined test flag (xelm bench)
+    if (arg == "-np") arg = "--parallel";  // llama.cpp's sequences in parallel (xelm bench, xelm serve)
     args.push_back(std::move(arg));
   }
   try {
