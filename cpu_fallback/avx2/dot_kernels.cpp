@@ -171,9 +171,9 @@ template <int NR>
 inline void accumulate_min_block(__m256i sumi[NR], __m256i mins16, float d, float dmin, const block_q8_K* const xb[NR],
                                  float acc[NR]) {
   for (int r = 0; r < NR; ++r) {
-    const int32_t min_sum = hsum_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), mins16));
-    acc[r] = add_block_with_correction(acc[r], static_cast<float>(hsum_epi32(sumi[r])), d, xb[r]->d,
-                                       static_cast<float>(min_sum), dmin);
+    const __m128 sums = hsum2_epi32_ps(sumi[r], _mm256_madd_epi16(load256(xb[r]->bsums), mins16));
+    acc[r] = add_block_with_correction(acc[r], _mm_cvtss_f32(sums), d, xb[r]->d,
+                                       _mm_cvtss_f32(_mm_movehdup_ps(sums)), dmin);
   }
 }
 
@@ -197,9 +197,10 @@ template <int kOffsetShift, int NR>
 inline void accumulate_offset_block(__m256i sumi[NR], __m256i scales16, float d, const block_q8_K* const xb[NR],
                                     float acc[NR]) {
   for (int r = 0; r < NR; ++r) {
-    const int32_t offset = hsum_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), scales16)) << kOffsetShift;
-    acc[r] = add_block_with_correction(acc[r], static_cast<float>(hsum_epi32(sumi[r])), d, xb[r]->d,
-                                       static_cast<float>(offset), d);
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), scales16), kOffsetShift);
+    const __m128 sums = hsum2_epi32_ps(sumi[r], offset);
+    acc[r] = add_block_with_correction(acc[r], _mm_cvtss_f32(sums), d, xb[r]->d,
+                                       _mm_cvtss_f32(_mm_movehdup_ps(sums)), d);
   }
 }
 

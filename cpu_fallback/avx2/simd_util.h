@@ -142,12 +142,11 @@ inline __m128i hsum4_epi32(const __m256i v[4]) {
   return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-// The sum of the 8 int32 lanes (exact, modulo 2^32 like every integer step here).
-inline int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-  return _mm_cvtsi128_si32(s);
+// [Σ lanes of a, Σ lanes of b] as floats in lanes 0 and 1 (integer sums exact, then converted).
+inline __m128 hsum2_epi32_ps(__m256i a, __m256i b) {
+  const __m256i h = _mm256_hadd_epi32(a, b);
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  return _mm_cvtepi32_ps(_mm_hadd_epi32(s, s));
 }
 
 // ---- The float steps of one block of a quantized product (batch invariance) -------------------
