@@ -36,6 +36,11 @@ inline std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1
   return v;
 }
 
+// Every weight type the CPU and OpenCL backends multiply (matmul): the float types and the quants.
+inline const std::vector<GgmlType> kMatmulWeightTypes = {
+    GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+    GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
 // A weight tensor whose bytes live in the test: random values (+ offset) quantized to `type`, in a
 // 4096-aligned allocation (so an OpenCL backend on unified memory takes its zero-copy path when the
 // size allows). A matrix [in, out] (out rows of in values), or a vector [in] when out is 0 (norm

@@ -269,10 +269,7 @@ std::string joined(const std::vector<int64_t>& values, const char* separator = "
 
 std::string shape_name(int64_t rows, int64_t cols) { return std::to_string(rows) + "x" + std::to_string(cols); }
 
-const std::vector<GgmlType> kWeightTypes = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
-                                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
-                                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
-                                            GgmlType::Q6_K};
+const std::vector<GgmlType>& kWeightTypes = test::kMatmulWeightTypes;
 
 // Another weight type whose block divides the same widths (v beside q/k in a Q4_K_M layer is Q6_K).
 GgmlType other_type(GgmlType type) {

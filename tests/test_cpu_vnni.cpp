@@ -36,9 +36,7 @@ namespace {
 using cpu::CpuFeatures;
 using cpu::CpuIsa;
 
-const GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
-                                 GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
-                                 GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+const std::vector<GgmlType>& kWeightTypes = test::kMatmulWeightTypes;
 
 // GTEST_SKIP with the reason when the CPU cannot run `isa`.
 #define SKIP_WITHOUT_ISA(isa)                                                                            \

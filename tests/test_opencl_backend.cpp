@@ -39,10 +39,7 @@ using test::random_values;
 using test::TestTensor;
 using test::upload;
 
-const std::vector<GgmlType> kWeightTypes = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
-                                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
-                                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
-                                            GgmlType::Q6_K};
+const std::vector<GgmlType>& kWeightTypes = test::kMatmulWeightTypes;
 
 class OpenClTest : public ::testing::Test {
  protected:

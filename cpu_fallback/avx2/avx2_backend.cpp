@@ -165,8 +165,10 @@ class Avx2Backend final : public CpuBackendBase {
     }
     const float* b = bias != nullptr ? wt(*bias).dense.data() : nullptr;
     // Prompt processing: whole panels of output rows through the panel kernel (chunks of the pool
-    // are whole panels), the rest through the dot kernel.
-    const bool panels = weight.panel_kernel != nullptr && n >= avx2::kPanelMinRows;
+    // are whole panels), the rest through the dot kernel; float weights take their panels for every
+    // batch size (batch invariance, kernels.h).
+    const bool panels = weight.panel_kernel != nullptr &&
+                        (n >= avx2::kPanelMinRows || avx2::panels_for_every_batch(w.type()));
     pool_.parallel_for(w.out_features(), [&](int64_t o_begin, int64_t o_end) {
       const int64_t n_panels = panels ? (o_end - o_begin) / avx2::kPanelRows : 0;
       if (n_panels > 0) {
@@ -184,9 +186,8 @@ class Avx2Backend final : public CpuBackendBase {
               const char* ahead = reinterpret_cast<const char*>(weight.row(o + weight.prefetch_rows));
               for (size_t line = 0; line < weight.row_bytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
             }
-            weight.kernel(weight.row(o), xq + t * x_stride, x_stride, tile, in, result);
-            const float offset = b != nullptr ? b[o] : 0.0f;
-            for (int r = 0; r < tile; ++r) act(y).row(t + r)[o] = result[r] + offset;
+            weight.kernel(weight.row(o), xq + t * x_stride, x_stride, tile, in, b != nullptr ? b[o] : 0.0f, result);
+            for (int r = 0; r < tile; ++r) act(y).row(t + r)[o] = result[r];
           }
         }
       }

@@ -2,12 +2,16 @@
 // kernel per weight type. Compiled once per kernel ISA (kernel_isa.h): AVX2, AVX-VNNI, AVX-512 VNNI.
 //
 // Quantized weights meet activations quantized to 8 bits (Q8Block32 for the 32-element types, Q8_K
-// with per-16 sums for the K-quants; activation_kernels.cpp) and multiply as integers, scaled to fp32
-// once per block. The integer steps are simd_util.h's dpbusd (u8 × s8, 4 products per int32 lane:
+// with per-16 sums for the K-quants; activation_kernels.cpp) and multiply as integers, reduced to
+// exact per-block sums and scaled to fp32 once per block by the float steps the panel kernels take
+// too (simd_util.h add_block*), bias first and then block by block: an output is the same float
+// computation in either kernel and any tile, so batch size does not change it (batch invariance). The integer steps are simd_util.h's dpbusd (u8 × s8, 4 products per int32 lane:
 // maddubs + madd on AVX2, vpdpbusd with VNNI) and dpwssd (int16 pair sums × int16 sub-block scales:
 // madd + add, or vpdpwssd); the sums are exact, and the float epilogue is the same code for every
 // ISA, so the ISAs give bit-identical results. Float weights (F32/F16/BF16) use fp32 FMA.
-// Each weight block is decoded once and used for every activation row of the tile.
+// Each weight block is decoded once and used for every activation row of the tile. Float weights
+// keep lanes = elements (16 partial sums, a horizontal sum, then the bias), an order the panel
+// kernels cannot take: their matmuls use the panel kernel for every batch size (avx2_backend.cpp).
 #include <algorithm>
 
 #include "cpu_fallback/avx2/kernels.h"
@@ -25,7 +29,7 @@ using namespace xelm::quant;
 template <typename W>
 struct FloatKernel {
   template <int NR>
-  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float bias, float* out) {
     const auto* w = reinterpret_cast<const typename W::Elem*>(w_row);
     const float* xr[NR];
     __m256 acc0[NR], acc1[NR];
@@ -45,75 +49,68 @@ struct FloatKernel {
     for (int r = 0; r < NR; ++r) {
       float sum = hsum(_mm256_add_ps(acc0[r], acc1[r]));
       for (int64_t j = i; j < n; ++j) sum += W::scalar(w[j]) * xr[r][j];
-      out[r] = sum;
+      out[r] = sum + bias;
     }
   }
 };
 
 // ---- 32-element blocks × Q8Block32 ------------------------------------------------------------
-// decode() gives the 32 quants as bytes in element order: signed for the symmetric types,
-// unsigned (with an offset m * sum(x)) for Q4_1 / Q5_1.
+// Per block S = Σ q · a.qs as one exact integer, then add_block (Q8_0, signed quants) or
+// add_block_with_offset (the unsigned quants of kquant_decode.h's traits with their offset).
 
-struct Q4_0Weights {
-  using Block = block_q4_0;
-  static constexpr bool kSigned = true;
-  static __m256i decode(const Block& b) { return _mm256_sub_epi8(unpack_nibbles_16(b.qs), _mm256_set1_epi8(8)); }
-  static float offset(const Block&) { return 0.0f; }
-};
-struct Q4_1Weights {
-  using Block = block_q4_1;
-  static constexpr bool kSigned = false;
-  static __m256i decode(const Block& b) { return unpack_nibbles_16(b.qs); }
-  static float offset(const Block& b) { return half_to_float(b.m); }
-};
-struct Q5_0Weights {
-  using Block = block_q5_0;
-  static constexpr bool kSigned = true;
-  static __m256i decode(const Block& b) { return _mm256_sub_epi8(unpack_q5_32(b.qs, b.qh), _mm256_set1_epi8(16)); }
-  static float offset(const Block&) { return 0.0f; }
-};
-struct Q5_1Weights {
-  using Block = block_q5_1;
-  static constexpr bool kSigned = false;
-  static __m256i decode(const Block& b) { return unpack_q5_32(b.qs, b.qh); }
-  static float offset(const Block& b) { return half_to_float(b.m); }
-};
-struct Q8_0Weights {
+struct Q8_0Signed {
   using Block = block_q8_0;
-  static constexpr bool kSigned = true;
-  static __m256i decode(const Block& b) { return load256(b.qs); }
-  static float offset(const Block&) { return 0.0f; }
+  static __m256i quants(const Block& b) { return load256(b.qs); }
 };
 
-template <typename W>
+// Blocks are taken 4 at a time, so that one hsum4_epi32 reduces the integer sums of 4 (per row).
+template <typename T, bool kSigned>
 struct Block32Kernel {
+  static constexpr int kGroup = 4;
   template <int NR>
-  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
-    const auto* blocks = reinterpret_cast<const typename W::Block*>(w_row);
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float bias, float* out) {
+    const auto* blocks = reinterpret_cast<const typename T::Block*>(w_row);
     const Q8Block32* xb[NR];
-    __m256 acc[NR];
-    float offset_sum[NR];
+    float acc[NR];
     for (int r = 0; r < NR; ++r) {
       xb[r] = reinterpret_cast<const Q8Block32*>(x + r * x_stride);
-      acc[r] = _mm256_setzero_ps();
-      offset_sum[r] = 0.0f;
+      acc[r] = bias;
     }
     const int64_t n_blocks = n / 32;
-    for (int64_t i = 0; i < n_blocks; ++i) {
-      const typename W::Block& b = blocks[i];
-      const __m256i q = W::decode(b);
-      const float d = half_to_float(b.d);
-      // Signed × signed goes through |q| × (x with q's sign), computed once per block.
-      const __m256i q_u8 = W::kSigned ? _mm256_sign_epi8(q, q) : q;
+    for (int64_t i0 = 0; i0 < n_blocks; i0 += kGroup) {
+      const int group = static_cast<int>(std::min<int64_t>(kGroup, n_blocks - i0));
+      __m256i dots[NR][kGroup];  // [row][block of the group]: int32 lanes of Σ q · a.qs
+      float d[kGroup] = {}, off[kGroup] = {};
+      for (int k = 0; k < kGroup; ++k) {
+        if (k >= group) {
+          for (int r = 0; r < NR; ++r) dots[r][k] = _mm256_setzero_si256();
+          continue;
+        }
+        const typename T::Block& b = blocks[i0 + k];
+        const __m256i q = T::quants(b);
+        d[k] = half_to_float(b.d);
+        if constexpr (!kSigned) off[k] = T::offset(b);
+        // Signed × signed goes through |q| × (x with q's sign), computed once per block.
+        const __m256i q_u8 = kSigned ? _mm256_sign_epi8(q, q) : q;
+        for (int r = 0; r < NR; ++r) {
+          const __m256i xq = load256(xb[r][i0 + k].qs);
+          dots[r][k] = dot_u8s8(q_u8, kSigned ? _mm256_sign_epi8(xq, q) : xq);
+        }
+      }
       for (int r = 0; r < NR; ++r) {
-        const Q8Block32& a = xb[r][i];
-        const __m256i xq = load256(a.qs);
-        const __m256i dot = dot_u8s8(q_u8, W::kSigned ? _mm256_sign_epi8(xq, q) : xq);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * a.d), acc[r]);
-        if constexpr (!W::kSigned) offset_sum[r] += W::offset(b) * a.s;
+        alignas(16) float s[kGroup];
+        _mm_store_ps(s, _mm_cvtepi32_ps(hsum4_epi32(dots[r])));
+        for (int k = 0; k < group; ++k) {
+          const Q8Block32& a = xb[r][i0 + k];
+          if constexpr (kSigned) {
+            acc[r] = add_block(acc[r], s[k], d[k], a.d);
+          } else {
+            acc[r] = add_block_with_offset(acc[r], s[k], d[k], a.d, off[k], a.s);
+          }
+        }
       }
     }
-    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]) + offset_sum[r];
+    for (int r = 0; r < NR; ++r) out[r] = acc[r];
   }
 };
 
@@ -168,22 +165,22 @@ inline void accumulate_16_sub_blocks(DecodeHalf decode_half, __m256i scales16, c
   }
 }
 
-// Q2_K, Q4_K and Q5_K: acc += d * sumi - dmin * Σ_j m_j * bsum_j, with mins16 the min of each of the
-// 16 bsums (Q4_K/Q5_K's 8 mins duplicated).
+// Q2_K, Q4_K and Q5_K: acc += d * sumi - dmin * Σ_j m_j * bsum_j (add_block_with_correction), with
+// mins16 the min of each of the 16 bsums (Q4_K/Q5_K's 8 mins duplicated).
 template <int NR>
 inline void accumulate_min_block(__m256i sumi[NR], __m256i mins16, float d, float dmin, const block_q8_K* const xb[NR],
-                                 __m256 acc[NR]) {
+                                 float acc[NR]) {
   for (int r = 0; r < NR; ++r) {
-    const __m256i min_sum = _mm256_madd_epi16(load256(xb[r]->bsums), mins16);
-    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * xb[r]->d), acc[r]);
-    acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_set1_ps(dmin * xb[r]->d), acc[r]);
+    const __m128 sums = hsum2_epi32_ps(sumi[r], _mm256_madd_epi16(load256(xb[r]->bsums), mins16));
+    acc[r] = add_block_with_correction(acc[r], _mm_cvtss_f32(sums), d, xb[r]->d,
+                                       _mm_cvtss_f32(_mm_movehdup_ps(sums)), dmin);
   }
 }
 
 struct Q2_KStep {
   using Block = block_q2_K;
   template <int NR>
-  static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
+  static void accumulate(const Block& b, const block_q8_K* const xb[NR], float acc[NR]) {
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
     const __m256i scales16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0F)));
     const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
@@ -194,20 +191,23 @@ struct Q2_KStep {
   }
 };
 
-// Q3_K and Q6_K store q + offset (4 and 32): the offset's share is offset * Σ_j s_j * bsum_j.
+// Q3_K and Q6_K store q + offset (4 and 32): the offset's share is offset * Σ_j s_j * bsum_j, the
+// correction of add_block_with_correction (coefficient d).
 template <int kOffsetShift, int NR>
 inline void accumulate_offset_block(__m256i sumi[NR], __m256i scales16, float d, const block_q8_K* const xb[NR],
-                                    __m256 acc[NR]) {
+                                    float acc[NR]) {
   for (int r = 0; r < NR; ++r) {
     const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(load256(xb[r]->bsums), scales16), kOffsetShift);
-    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[r], offset)), _mm256_set1_ps(d * xb[r]->d), acc[r]);
+    const __m128 sums = hsum2_epi32_ps(sumi[r], offset);
+    acc[r] = add_block_with_correction(acc[r], _mm_cvtss_f32(sums), d, xb[r]->d,
+                                       _mm_cvtss_f32(_mm_movehdup_ps(sums)), d);
   }
 }
 
 struct Q3_KStep {
   using Block = block_q3_K;
   template <int NR>
-  static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
+  static void accumulate(const Block& b, const block_q8_K* const xb[NR], float acc[NR]) {
     const __m256i scales16 = _mm256_cvtepi8_epi16(unpack_q3_k_scales(b.scales));  // s_j - 32
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
@@ -224,7 +224,7 @@ template <typename BlockType, bool kHighBits>
 struct Q45_KStep {
   using Block = BlockType;
   template <int NR>
-  static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
+  static void accumulate(const Block& b, const block_q8_K* const xb[NR], float acc[NR]) {
     // Bytes 8..15 of the unpacked scales (the mins) as m0 m0 m1 m1 ... m7 m7.
     const __m128i duplicate_mins = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     const __m128i scales_mins = unpack_k_scales_128(b.scales);  // scales 0..7, mins 0..7, one byte each
@@ -251,7 +251,7 @@ struct Q45_KStep {
 struct Q6_KStep {
   using Block = block_q6_K;
   template <int NR>
-  static void accumulate(const Block& b, const block_q8_K* const xb[NR], __m256 acc[NR]) {
+  static void accumulate(const Block& b, const block_q8_K* const xb[NR], float acc[NR]) {
     const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
@@ -264,32 +264,33 @@ struct Q6_KStep {
 template <typename Step>
 struct KQuantKernel {
   template <int NR>
-  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float* out) {
+  static void run(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int64_t n, float bias, float* out) {
     const auto* blocks = reinterpret_cast<const typename Step::Block*>(w_row);
     const block_q8_K* x_rows[NR];
-    __m256 acc[NR];
+    float acc[NR];
     for (int r = 0; r < NR; ++r) {
       x_rows[r] = reinterpret_cast<const block_q8_K*>(x + r * x_stride);
-      acc[r] = _mm256_setzero_ps();
+      acc[r] = bias;
     }
     for (int64_t i = 0; i < n / QK_K; ++i) {
       const block_q8_K* xb[NR];
       for (int r = 0; r < NR; ++r) xb[r] = x_rows[r] + i;
       Step::template accumulate<NR>(blocks[i], xb, acc);
     }
-    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
+    for (int r = 0; r < NR; ++r) out[r] = acc[r];
   }
 };
 
 // Picks the compile-time tile height for a runtime row count.
 template <typename Kernel>
-void dispatch_rows(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int n_rows, int64_t n, float* out) {
+void dispatch_rows(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int n_rows, int64_t n, float bias,
+                   float* out) {
   static_assert(kMaxTileRows == 4);
   switch (n_rows) {
-    case 1: Kernel::template run<1>(w_row, x, x_stride, n, out); break;
-    case 2: Kernel::template run<2>(w_row, x, x_stride, n, out); break;
-    case 3: Kernel::template run<3>(w_row, x, x_stride, n, out); break;
-    default: Kernel::template run<4>(w_row, x, x_stride, n, out); break;
+    case 1: Kernel::template run<1>(w_row, x, x_stride, n, bias, out); break;
+    case 2: Kernel::template run<2>(w_row, x, x_stride, n, bias, out); break;
+    case 3: Kernel::template run<3>(w_row, x, x_stride, n, bias, out); break;
+    default: Kernel::template run<4>(w_row, x, x_stride, n, bias, out); break;
   }
 }
 
@@ -300,11 +301,11 @@ DotKernel dot_kernel(GgmlType weight_type) {
     case GgmlType::F32: return &dispatch_rows<FloatKernel<F32Weights>>;
     case GgmlType::F16: return &dispatch_rows<FloatKernel<F16Weights>>;
     case GgmlType::BF16: return &dispatch_rows<FloatKernel<BF16Weights>>;
-    case GgmlType::Q4_0: return &dispatch_rows<Block32Kernel<Q4_0Weights>>;
-    case GgmlType::Q4_1: return &dispatch_rows<Block32Kernel<Q4_1Weights>>;
-    case GgmlType::Q5_0: return &dispatch_rows<Block32Kernel<Q5_0Weights>>;
-    case GgmlType::Q5_1: return &dispatch_rows<Block32Kernel<Q5_1Weights>>;
-    case GgmlType::Q8_0: return &dispatch_rows<Block32Kernel<Q8_0Weights>>;
+    case GgmlType::Q4_0: return &dispatch_rows<Block32Kernel<Q4_0Offset, false>>;
+    case GgmlType::Q4_1: return &dispatch_rows<Block32Kernel<Q4_1Offset, false>>;
+    case GgmlType::Q5_0: return &dispatch_rows<Block32Kernel<Q5_0Offset, false>>;
+    case GgmlType::Q5_1: return &dispatch_rows<Block32Kernel<Q5_1Offset, false>>;
+    case GgmlType::Q8_0: return &dispatch_rows<Block32Kernel<Q8_0Signed, true>>;
     case GgmlType::Q2_K: return &dispatch_rows<KQuantKernel<Q2_KStep>>;
     case GgmlType::Q3_K: return &dispatch_rows<KQuantKernel<Q3_KStep>>;
     case GgmlType::Q4_K: return &dispatch_rows<KQuantKernel<Q45_KStep<block_q4_K, false>>>;

@@ -334,8 +334,8 @@ struct KQuantFormat {
       }
       const __m256 dx = _mm256_set1_ps(a.d);
       for (int p = 0; p < NP; ++p) {
-        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[p][t]), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
-        acc[p][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr[p]), _mm256_mul_ps(pb[p]->coef, dx), acc[p][t]);
+        acc[p][t] = add_block_with_correction(acc[p][t], _mm256_cvtepi32_ps(sumi[p][t]), pb[p]->d, dx,
+                                              _mm256_cvtepi32_ps(corr[p]), pb[p]->coef);
       }
     }
   }
@@ -398,42 +398,13 @@ struct Q8_0Format {
       const __m256i offset = _mm256_slli_epi32(x_sum[t], 7);  // 128 Σx (VNNI; 0 with AVX2)
       for (int p = 0; p < NP; ++p) {
         const __m256i dot = kVnni ? _mm256_sub_epi32(sumi[p][t], offset) : sumi[p][t];
-        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
+        acc[p][t] = add_block(acc[p][t], _mm256_cvtepi32_ps(dot), pb[p]->d, dx);
       }
     }
   }
 };
 
-// Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 unsigned quants q (4 or 5 bits) with value d*q + offset, the
-// offset -8d (Q4_0), -16d (Q5_0) or the block's m (Q4_1, Q5_1). Traits: Block, kGroupsPerSum
-// (4-element groups whose maddubs pair sums stay in int16: kGroupsPerSum * 2 * q_max * 127 < 32768),
-// quants(block) (the 32 quants as bytes in element order) and offset(block).
-struct Q4_0Panel {
-  using Block = block_q4_0;
-  static constexpr int kGroupsPerSum = 8;  // 8 * 2*15*127 = 30480
-  static __m256i quants(const Block& b) { return unpack_nibbles_16(b.qs); }
-  static float offset(const Block& b) { return -8.0f * half_to_float(b.d); }
-};
-struct Q4_1Panel {
-  using Block = block_q4_1;
-  static constexpr int kGroupsPerSum = 8;
-  static __m256i quants(const Block& b) { return unpack_nibbles_16(b.qs); }
-  static float offset(const Block& b) { return half_to_float(b.m); }
-};
-struct Q5_0Panel {
-  using Block = block_q5_0;
-  static constexpr int kGroupsPerSum = 4;  // 4 * 2*31*127 = 31496
-  static __m256i quants(const Block& b) { return unpack_q5_32(b.qs, b.qh); }
-  static float offset(const Block& b) { return -16.0f * half_to_float(b.d); }
-};
-struct Q5_1Panel {
-  using Block = block_q5_1;
-  static constexpr int kGroupsPerSum = 4;
-  static __m256i quants(const Block& b) { return unpack_q5_32(b.qs, b.qh); }
-  static float offset(const Block& b) { return half_to_float(b.m); }
-};
-
-// The panel format of those four, from their traits T. Packed, for row r (lane r) of the panel:
+// The panel format of Q4_0, Q4_1, Q5_0, Q5_1, from their traits T (kquant_decode.h). Packed, for row r (lane r) of the panel:
 //   q[g]    32 bytes: byte 4r + e = quant of row r, element 4g + e (unsigned), g < 8
 //   d, off  8 floats: row r's scale and offset
 // so that for a Q8Block32 activation block a (x = a.d * a.qs, a.s = a.d * Σ a.qs):
@@ -488,8 +459,7 @@ struct OffsetBlock32Format {
     for (int t = 0; t < NT; ++t) {
       const __m256 dx = _mm256_set1_ps(xb[t]->d), sx = _mm256_set1_ps(xb[t]->s);
       for (int p = 0; p < NP; ++p) {
-        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[p][t]), _mm256_mul_ps(pb[p]->d, dx), acc[p][t]);
-        acc[p][t] = _mm256_fmadd_ps(pb[p]->off, sx, acc[p][t]);
+        acc[p][t] = add_block_with_offset(acc[p][t], _mm256_cvtepi32_ps(sumi[p][t]), pb[p]->d, dx, pb[p]->off, sx);
       }
     }
   }
@@ -619,10 +589,10 @@ void panel_product(const PanelProduct& p) {
 PanelKernel panel_kernel(GgmlType weight_type, int64_t n) {
   switch (weight_type) {
     case GgmlType::Q8_0: return &panel_product<Q8_0Format>;
-    case GgmlType::Q4_0: return &panel_product<OffsetBlock32Format<Q4_0Panel>>;
-    case GgmlType::Q4_1: return &panel_product<OffsetBlock32Format<Q4_1Panel>>;
-    case GgmlType::Q5_0: return &panel_product<OffsetBlock32Format<Q5_0Panel>>;
-    case GgmlType::Q5_1: return &panel_product<OffsetBlock32Format<Q5_1Panel>>;
+    case GgmlType::Q4_0: return &panel_product<OffsetBlock32Format<Q4_0Offset>>;
+    case GgmlType::Q4_1: return &panel_product<OffsetBlock32Format<Q4_1Offset>>;
+    case GgmlType::Q5_0: return &panel_product<OffsetBlock32Format<Q5_0Offset>>;
+    case GgmlType::Q5_1: return &panel_product<OffsetBlock32Format<Q5_1Offset>>;
     case GgmlType::Q2_K: return &panel_product<KQuantFormat<Q2_KPanel>>;
     case GgmlType::Q3_K: return &panel_product<KQuantFormat<Q3_KPanel>>;
     case GgmlType::Q4_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q4_K, false>>>;

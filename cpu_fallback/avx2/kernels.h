@@ -32,10 +32,10 @@ void quantize_activation_row(ActivationFormat format, const float* x, void* dst,
 // Most activation rows one DotKernel call handles (its register tile).
 inline constexpr int kMaxTileRows = 4;
 
-// out[r] = dot(weight row w_row, activation row r) for r < n_rows (1..kMaxTileRows). Activation rows
-// are prepared rows of activation_format(type), x_stride bytes apart; n = elements per row.
+// out[r] = bias + dot(weight row w_row, activation row r) for r < n_rows (1..kMaxTileRows). Activation
+// rows are prepared rows of activation_format(type), x_stride bytes apart; n = elements per row.
 using DotKernel = void (*)(const uint8_t* w_row, const uint8_t* x, size_t x_stride, int n_rows, int64_t n,
-                           float* out);
+                           float bias, float* out);
 // The kernel for a weight type compiled for `isa`; nullptr if the type has none (the same types for
 // every ISA).
 inline DotKernel dot_kernel(GgmlType weight_type, CpuIsa isa);
@@ -43,9 +43,19 @@ inline DotKernel dot_kernel(GgmlType weight_type, CpuIsa isa);
 // Prompt processing (gemm_kernels.cpp): products with at least kPanelMinRows activation rows take
 // panels of kPanelRows consecutive weight rows, packed on the fly, where there is a PanelKernel
 // (every type; float rows a multiple of 8 long); the remaining out % kPanelRows rows, decode and
-// odd float widths take the DotKernel.
+// odd float widths take the DotKernel (float panel rows: see panels_for_every_batch).
 inline constexpr int64_t kPanelRows = 8;
 inline constexpr int64_t kPanelMinRows = 8;
+
+// Batch invariance (continuous batching): an output of a product is bit-identical whatever other
+// activation rows share the batch. Activations are quantized per row; each kernel computes an output
+// independently of its tile's other rows; and the quantized types' dot and panel kernels take the
+// same float steps per output (bias, then block by block: simd_util.h add_block*). The float types'
+// dot kernel sums in another order (lanes = elements), so their panel rows take the panel kernel for
+// every batch size, decode included.
+inline bool panels_for_every_batch(GgmlType weight_type) {
+  return weight_type == GgmlType::F32 || weight_type == GgmlType::F16 || weight_type == GgmlType::BF16;
+}
 
 // y[t][o] = dot(weight row o, activation row t) + bias[o] for o < kPanelRows * n_panels, t < n_rows.
 struct PanelProduct {

@@ -1,6 +1,7 @@
 // kquant_decode.h — decoding of K-quant weight blocks (Q2_K .. Q6_K) into vectors of one
-// unsigned quant per byte, in element order, shared by the dot kernels (dot_kernels.cpp) and the
-// panel packer of the prompt-processing kernels (gemm_kernels.cpp). Include only from files compiled
+// unsigned quant per byte, in element order, and the traits of the 32-element blocks with an offset
+// (Q4_0, Q4_1, Q5_0, Q5_1), shared by the dot kernels (dot_kernels.cpp) and the panel packer of the
+// prompt-processing kernels (gemm_kernels.cpp). Include only from files compiled
 // with -mavx2 -mfma -mf16c; like simd_util.h, in the namespace of the ISA being compiled for.
 #pragma once
 
@@ -93,5 +94,34 @@ inline void decode_q6_k_half(const quant::block_q6_K& b, int half, __m256i q[4])
   q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibble),
                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits), 4));
 }
+
+// Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 unsigned quants q (4 or 5 bits) with value d*q + offset, the
+// offset -8d (Q4_0), -16d (Q5_0) or the block's m (Q4_1, Q5_1). Traits: Block, kGroupsPerSum
+// (4-element groups whose maddubs pair sums stay in int16: kGroupsPerSum * 2 * q_max * 127 < 32768),
+// quants(block) (the 32 quants as bytes in element order) and offset(block).
+struct Q4_0Offset {
+  using Block = quant::block_q4_0;
+  static constexpr int kGroupsPerSum = 8;  // 8 * 2*15*127 = 30480
+  static __m256i quants(const Block& b) { return unpack_nibbles_16(b.qs); }
+  static float offset(const Block& b) { return -8.0f * half_to_float(b.d); }
+};
+struct Q4_1Offset {
+  using Block = quant::block_q4_1;
+  static constexpr int kGroupsPerSum = 8;
+  static __m256i quants(const Block& b) { return unpack_nibbles_16(b.qs); }
+  static float offset(const Block& b) { return half_to_float(b.m); }
+};
+struct Q5_0Offset {
+  using Block = quant::block_q5_0;
+  static constexpr int kGroupsPerSum = 4;  // 4 * 2*31*127 = 31496
+  static __m256i quants(const Block& b) { return unpack_q5_32(b.qs, b.qh); }
+  static float offset(const Block& b) { return -16.0f * half_to_float(b.d); }
+};
+struct Q5_1Offset {
+  using Block = quant::block_q5_1;
+  static constexpr int kGroupsPerSum = 4;
+  static __m256i quants(const Block& b) { return unpack_q5_32(b.qs, b.qh); }
+  static float offset(const Block& b) { return half_to_float(b.m); }
+};
 
 }  // namespace xelm::cpu::avx2::XELM_KERNEL_ISA

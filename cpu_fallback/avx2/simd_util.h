@@ -136,6 +136,54 @@ inline __m256i dpwssd(__m256i acc, __m256i a, __m256i b) {
 // Pairwise sums of unsigned(u) * signed(s) bytes, widened to 8 int32 lanes (see dpbusd).
 inline __m256i dot_u8s8(__m256i u, __m256i s) { return dpbusd(_mm256_setzero_si256(), u, s); }
 
+// [Σ lanes of v[0], ..., Σ lanes of v[3]] (exact, modulo 2^32 like every integer step here).
+inline __m128i hsum4_epi32(const __m256i v[4]) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// [Σ lanes of a, Σ lanes of b] as floats in lanes 0 and 1 (integer sums exact, then converted).
+inline __m128 hsum2_epi32_ps(__m256i a, __m256i b) {
+  const __m256i h = _mm256_hadd_epi32(a, b);
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  return _mm_cvtepi32_ps(_mm_hadd_epi32(s, s));
+}
+
+// ---- The float steps of one block of a quantized product (batch invariance) -------------------
+// The dot kernels (one output at a time, V = float) and the panel kernels (8 outputs in the lanes of
+// a vector, V = __m256) reduce a block to exact integer sums s (and c), then take these steps, so
+// that every output of a product is the same float computation, bias first and then block by
+// block, whichever kernel and tile computes it: a row's result never depends on the other rows of
+// its batch. Scalar and vector fma/mul round alike (one rounding each), as do the int -> float
+// conversions.
+inline float fmadd(float a, float b, float c) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+inline float fnmadd(float a, float b, float c) {
+  return _mm_cvtss_f32(_mm_fnmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+inline float mul(float a, float b) { return a * b; }
+inline __m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+inline __m256 fnmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fnmadd_ps(a, b, c); }
+inline __m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+
+// acc + s·(d·dx): a block of scale d (Q8_0), dx the activation block's scale.
+template <typename V>
+inline V add_block(V acc, V s, V d, V dx) {
+  return fmadd(s, mul(d, dx), acc);
+}
+// acc + (s·(d·dx) + off·sx): a block with an offset (Q4_0, Q4_1, Q5_0, Q5_1), sx = dx·Σ activation
+// quants. The block's value first, so that a chain of blocks waits for one add per block.
+template <typename V>
+inline V add_block_with_offset(V acc, V s, V d, V dx, V off, V sx) {
+  return acc + fmadd(s, mul(d, dx), mul(off, sx));
+}
+// acc + s·(d·dx) - c·(coef·dx): a K-quant block, c its correction sum (mins or offsets × bsums).
+template <typename V>
+inline V add_block_with_correction(V acc, V s, V d, V dx, V c, V coef) {
+  return fnmadd(c, mul(coef, dx), add_block(acc, s, d, dx));
+}
+
 }  // namespace xelm::cpu::avx2::XELM_KERNEL_ISA
 
 namespace xelm::cpu::avx2 {
