@@ -54,17 +54,21 @@ class OpenClBackendImpl final : public OpenClBackend {
   void do_get_rows(const Weight& table, std::span<const int32_t> tokens, Activation& out) override;
   void do_rms_norm(const Activation& x, const Weight& weight, float eps, Activation& out) override;
   void do_matmul(const Weight& w, const Activation& x, Activation& y, const Weight* bias) override;
-  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override;
-  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) override;
-  void do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0, const AttentionShape& shape,
+  void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, float freq_base) override;
+  void do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, const KvBatch& batch) override;
+  void do_attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch, const AttentionShape& shape,
                     Activation& out) override;
+  void do_read_kv_rows(const KvCacheLayer& cache, int64_t row0, int64_t n, std::span<uint8_t> k,
+                       std::span<uint8_t> v) override;
+  void do_write_kv_rows(KvCacheLayer& cache, int64_t row0, int64_t n, std::span<const uint8_t> k,
+                        std::span<const uint8_t> v) override;
   void do_swiglu(const Activation& gate, const Activation& up, Activation& out) override;
   void do_add(Activation& x, const Activation& y) override;
   // fused_ops.cpp
   void do_norm_matmul(const Activation& x, const Weight& norm, float eps, Activation& h,
                       std::span<const Product> products) override;
   void do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                        const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
+                        const Weight* k_norm, float eps, KvCacheLayer& cache, const KvBatch& batch,
                         const AttentionShape& shape, float freq_base) override;
   void do_matmul_add(const Weight& w, const Activation& a, Activation& x, Activation& scratch) override;
   void do_norm_swiglu(const Activation& x, const Weight& norm, float eps, const Weight& w_gate,
@@ -81,6 +85,10 @@ class OpenClBackendImpl final : public OpenClBackend {
   void quantize_activations(const Activation& x);
   // ops.cpp: the RoPE frequencies every backend uses (runtime/rope.h), uploaded once per (head_dim, base).
   const cl::Buffer& inv_freq(int64_t head_dim, float freq_base);
+  // ops.cpp: the batch's positions, slots and block tables on the device (kernel_abi.h's KV_BATCH_*
+  // layout), uploaded only when the batch is not the one uploaded last (the forward pass passes one
+  // batch to every layer of a step).
+  const cl::Buffer& kv_batch(const KvBatch& batch);
   // fused_ops.cpp: whether kernel_matvec_f32 can compute these products of x.
   bool fusable(const Activation& x, std::span<const Product> products) const;
   // fused_ops.cpp: one kernel_matvec_f32 launch.
@@ -97,6 +105,8 @@ class OpenClBackendImpl final : public OpenClBackend {
   GrowingBuffer token_buffer_;        // token ids of get_rows
   GrowingBuffer part_acc_, part_ml_;  // split-attention partials
   GrowingBuffer act_q_, act_d_;       // int8 activations and their block scales
+  GrowingBuffer kv_batch_;            // [KV_BATCH_INTS(rows, pages)] int: the batch uploaded last
+  uint64_t kv_batch_id_ = 0;          // its KvBatch::id (0: none, or a batch without an id)
   std::map<std::pair<int64_t, float>, cl::Buffer> inv_freq_;
 };
 

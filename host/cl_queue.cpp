@@ -39,15 +39,16 @@ cl::Kernel& ClQueue::kernel(const std::string& name) {
   return it->second;
 }
 
-void ClQueue::upload(const cl::Buffer& dst, const void* src, size_t bytes) {
+void ClQueue::upload(const cl::Buffer& dst, const void* src, size_t bytes, size_t offset) {
   std::vector<uint8_t>& staged = staging_.emplace_back(bytes);
   std::memcpy(staged.data(), src, bytes);
-  enqueue("write", [&](cl::CommandQueue& queue) { queue.enqueueWriteBuffer(dst, CL_FALSE, 0, bytes, staged.data()); });
+  enqueue("write",
+          [&](cl::CommandQueue& queue) { queue.enqueueWriteBuffer(dst, CL_FALSE, offset, bytes, staged.data()); });
   counters_.bytes_to_device += bytes;
 }
 
-void ClQueue::read(const cl::Buffer& src, void* dst, size_t bytes) {
-  enqueue("read", [&](cl::CommandQueue& queue) { queue.enqueueReadBuffer(src, CL_TRUE, 0, bytes, dst); });
+void ClQueue::read(const cl::Buffer& src, void* dst, size_t bytes, size_t offset) {
+  enqueue("read", [&](cl::CommandQueue& queue) { queue.enqueueReadBuffer(src, CL_TRUE, offset, bytes, dst); });
   ++counters_.blocking_syncs;
   counters_.bytes_from_device += bytes;
   staging_.clear();

@@ -105,10 +105,11 @@ class ClQueue {
     ++counters_.kernel_launches;
   }
 
-  // Non-blocking host → device copy; the bytes are staged until the next wait.
-  void upload(const cl::Buffer& dst, const void* src, size_t bytes);
-  // Blocking device → host copy.
-  void read(const cl::Buffer& src, void* dst, size_t bytes);
+  // Non-blocking host → device copy into bytes [offset, offset + bytes) of dst; the bytes are staged
+  // until the next wait.
+  void upload(const cl::Buffer& dst, const void* src, size_t bytes, size_t offset = 0);
+  // Blocking device → host copy of bytes [offset, offset + bytes) of src.
+  void read(const cl::Buffer& src, void* dst, size_t bytes, size_t offset = 0);
   // Device-side copy of `bytes` between two buffers.
   void copy(const cl::Buffer& src, size_t src_offset, const cl::Buffer& dst, size_t dst_offset, size_t bytes);
   // Waits for every enqueued command.

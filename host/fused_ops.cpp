@@ -65,12 +65,12 @@ void OpenClBackendImpl::do_norm_matmul(const Activation& x, const Weight& norm, 
 
 // Any batch: one kernel_rope_store_<kv> launch (Q8_0 caches need heads of whole 32-element blocks).
 void OpenClBackendImpl::do_rope_store_kv(Activation& q, Activation& k, const Activation& v, const Weight* q_norm,
-                                         const Weight* k_norm, float eps, KvCacheLayer& cache, int64_t pos0,
-                                         const AttentionShape& shape, float freq_base) {
+                                         const Weight* k_norm, float eps, KvCacheLayer& cache,
+                                         const KvBatch& batch, const AttentionShape& shape, float freq_base) {
   auto& c = static_cast<ClKvCache&>(cache);
   const int64_t d = shape.head_dim;
   if (!fused_ || (c.type() == GgmlType::Q8_0 && d % 32 != 0)) {
-    Backend::do_rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, pos0, shape, freq_base);
+    Backend::do_rope_store_kv(q, k, v, q_norm, k_norm, eps, cache, batch, shape, freq_base);
     return;
   }
   const size_t wg = static_cast<size_t>(norm_wg());
@@ -78,7 +78,7 @@ void OpenClBackendImpl::do_rope_store_kv(Activation& q, Activation& k, const Act
             cl::NDRange(wg, static_cast<size_t>(shape.n_head + 2 * shape.n_head_kv), static_cast<size_t>(q.rows())),
             cl::NDRange(wg, 1, 1), buf(q), buf(k), buf(v), q_norm != nullptr ? wt(*q_norm).dense : q_.dummy(),
             k_norm != nullptr ? wt(*k_norm).dense : q_.dummy(), cl_int(q_norm != nullptr), cl_int(k_norm != nullptr),
-            cl_float(eps), c.k, c.v, cl_int(shape.n_head), cl_int(shape.n_head_kv), cl_int(d), cl_int(pos0),
+            cl_float(eps), c.k, c.v, cl_int(shape.n_head), cl_int(shape.n_head_kv), cl_int(d), kv_batch(batch),
             inv_freq(d, freq_base));
 }
 

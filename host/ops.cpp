@@ -1,6 +1,7 @@
 // ops.cpp — the OpenCL backend's plain ops: each is one kernel of kernels/*.cl (matmul once per
 // weight piece, attention twice when split over the keys) enqueued on the backend's queue, plus
-// activations and KV caches. add() is deferred (ClQueue::defer_add) so that the forward pass's
+// activations, KV caches and their raw row transfers, and the KvBatch's int arrays (uploaded once per
+// batch, kernel_abi.h). add() is deferred (ClQueue::defer_add) so that the forward pass's
 // `add; rms_norm` runs as one kernel. matmul takes the prefill GEMM path (gemm_path.cpp) from
 // gemm_min_tokens activation rows, else kernel_matmul_<type>_f32, or with the int8 fast path
 // kernel_matmul_{q8_0,q4_0}_q8 on activations quantized once per product.
@@ -12,6 +13,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "host/backend_impl.h"
+#include "kernels/kernel_abi.h"
 #include "runtime/error.h"
 #include "runtime/rope.h"
 
@@ -114,10 +116,11 @@ void OpenClBackendImpl::quantize_activations(const Activation& x) {
             cl::NullRange, buf(x), act_q_.buffer, act_d_.buffer, cl_int(x.cols()));
 }
 
-void OpenClBackendImpl::do_rope(Activation& x, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
+void OpenClBackendImpl::do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch,
+                                float freq_base) {
   q_.launch("kernel_rope_neox_f32",
             cl::NDRange(static_cast<size_t>(head_dim / 2), static_cast<size_t>(n_heads), static_cast<size_t>(x.rows())),
-            cl::NullRange, buf(x), cl_int(x.cols()), cl_int(head_dim), cl_int(pos0), inv_freq(head_dim, freq_base));
+            cl::NullRange, buf(x), cl_int(x.cols()), cl_int(head_dim), kv_batch(batch), inv_freq(head_dim, freq_base));
 }
 
 const cl::Buffer& OpenClBackendImpl::inv_freq(int64_t head_dim, float freq_base) {
@@ -133,22 +136,41 @@ const cl::Buffer& OpenClBackendImpl::inv_freq(int64_t head_dim, float freq_base)
   return slot;
 }
 
-void OpenClBackendImpl::do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v, int64_t pos0) {
+const cl::Buffer& OpenClBackendImpl::kv_batch(const KvBatch& batch) {
+  if (batch.id != 0 && batch.id == kv_batch_id_) return kv_batch_.buffer;
+  const int64_t n = batch.rows();
+  std::vector<int32_t> ints(static_cast<size_t>(KV_BATCH_INTS(n, static_cast<int64_t>(batch.pages.size()))));
+  std::copy(batch.positions.begin(), batch.positions.end(), ints.begin() + KV_BATCH_POSITIONS(n));
+  std::copy(batch.slots.begin(), batch.slots.end(), ints.begin() + KV_BATCH_SLOTS(n));
+  for (int64_t t = 0; t < n; ++t) {
+    const KvRun& run = batch.runs[static_cast<size_t>(batch.run_of_row[static_cast<size_t>(t)])];
+    ints[static_cast<size_t>(KV_BATCH_TABLES(n) + t)] = static_cast<int32_t>(run.table);
+  }
+  std::copy(batch.pages.begin(), batch.pages.end(), ints.begin() + KV_BATCH_PAGES(n));
+  const size_t bytes = ints.size() * sizeof(int32_t);
+  q_.upload(q_.reserve(kv_batch_, bytes, "KV batch"), ints.data(), bytes);
+  kv_batch_id_ = batch.id;
+  return kv_batch_.buffer;
+}
+
+void OpenClBackendImpl::do_store_kv(KvCacheLayer& cache, const Activation& k, const Activation& v,
+                                    const KvBatch& batch) {
   auto& c = static_cast<ClKvCache&>(cache);
   const int64_t width = c.n_head_kv() * c.head_dim();
   const int64_t items = c.type() == GgmlType::Q8_0 ? width / 32 : width;
   q_.launch("kernel_store_kv_" + kernel_type_name(c.type()),
             cl::NDRange(static_cast<size_t>(items), static_cast<size_t>(k.rows())), cl::NullRange, buf(k), buf(v), c.k,
-            c.v, cl_int(width), cl_int(pos0));
+            c.v, cl_int(width), kv_batch(batch));
 }
 
-void OpenClBackendImpl::do_attention(const Activation& q, const KvCacheLayer& cache, int64_t pos0,
+void OpenClBackendImpl::do_attention(const Activation& q, const KvCacheLayer& cache, const KvBatch& batch,
                                      const AttentionShape& shape, Activation& out) {
   const auto& c = static_cast<const ClKvCache&>(cache);
   const int64_t n_q = q.rows(), d = shape.head_dim;
   // Splits over the keys: enough work-groups to fill the device (flash decoding), none when the
-  // query rows and heads already do.
-  const int64_t n_keys = pos0 + n_q;
+  // query rows and heads already do. Every row gets the splits of the row with the most keys (rows
+  // with fewer leave the later ones empty).
+  const int64_t n_keys = *std::max_element(batch.positions.begin(), batch.positions.end()) + 1;
   const int64_t max_splits = (n_keys + tuning_.attn_split_len - 1) / tuning_.attn_split_len;
   const int64_t wanted_groups = 4 * static_cast<int64_t>(q_.info().compute_units);
   const int64_t n_splits = std::clamp<int64_t>((wanted_groups + n_q * shape.n_head - 1) / (n_q * shape.n_head), 1,
@@ -159,17 +181,36 @@ void OpenClBackendImpl::do_attention(const Activation& q, const KvCacheLayer& ca
     q_.reserve(part_acc_, part_floats * sizeof(float), "attention partials");
     q_.reserve(part_ml_, part_floats / static_cast<size_t>(d) * 2 * sizeof(float), "attention partials");
   }
+  const cl::Buffer& batch_buffer = kv_batch(batch);
   const size_t wg = static_cast<size_t>(attn_wg());
   q_.launch("kernel_attention_" + kernel_type_name(c.type()) + "_f32",
             cl::NDRange(wg * static_cast<size_t>(n_splits), static_cast<size_t>(shape.n_head), static_cast<size_t>(n_q)),
             cl::NDRange(wg, 1, 1), buf(q), c.k, c.v, buf(out), n_splits > 1 ? part_acc_.buffer : q_.dummy(),
             n_splits > 1 ? part_ml_.buffer : q_.dummy(), cl_int(shape.n_head), cl_int(shape.n_head_kv), cl_int(d),
-            cl_int(pos0), cl_int(split_len), cl_float(1.0f / std::sqrt(static_cast<float>(d))));
+            batch_buffer, cl_int(batch.page_size), cl_int(split_len),
+            cl_float(1.0f / std::sqrt(static_cast<float>(d))));
   if (n_splits > 1) {
     q_.launch("kernel_attention_reduce_f32",
               cl::NDRange(static_cast<size_t>(d), static_cast<size_t>(shape.n_head), static_cast<size_t>(n_q)),
               cl::NullRange, part_acc_.buffer, part_ml_.buffer, buf(out), cl_int(n_splits));
   }
+}
+
+// Raw rows: one byte range of each of k and v, through the queue (after every op called before).
+void OpenClBackendImpl::do_read_kv_rows(const KvCacheLayer& cache, int64_t row0, int64_t /*n*/, std::span<uint8_t> k,
+                                        std::span<uint8_t> v) {
+  const auto& c = static_cast<const ClKvCache&>(cache);
+  const size_t offset = static_cast<size_t>(row0) * row_bytes(c.type(), c.n_head_kv() * c.head_dim());
+  q_.read(c.k, k.data(), k.size(), offset);
+  q_.read(c.v, v.data(), v.size(), offset);
+}
+
+void OpenClBackendImpl::do_write_kv_rows(KvCacheLayer& cache, int64_t row0, int64_t /*n*/, std::span<const uint8_t> k,
+                                         std::span<const uint8_t> v) {
+  auto& c = static_cast<ClKvCache&>(cache);
+  const size_t offset = static_cast<size_t>(row0) * row_bytes(c.type(), c.n_head_kv() * c.head_dim());
+  q_.upload(c.k, k.data(), k.size(), offset);
+  q_.upload(c.v, v.data(), v.size(), offset);
 }
 
 void OpenClBackendImpl::do_swiglu(const Activation& gate, const Activation& up, Activation& out) {

@@ -1,19 +1,28 @@
-// attention.cl — causal GQA attention of query rows over the KV cache, for every cache storage type.
+// attention.cl — causal GQA attention of query rows over the KV cache pool, for every cache storage
+// type, each row over its own sequence's pages.
 //
 // kernel_attention_<kv>_f32: one work-group of ATTN_WG items per (key split s, query head h, query
-// row t). Query row t is at position pos0 + t and sees keys 0 .. pos0 + t; split s covers keys
-// [s * split_len, (s + 1) * split_len) of those. The work-group walks its keys in tiles of
-// ATTN_TILE: scores into local memory, then an online-softmax update (running max m, running sum l,
-// rescaled accumulators) of the output dims, which item lid holds for d = lid + i * ATTN_WG.
-// With one split the normalised output goes to `out`; with several (flash decoding: a long context
-// spread over many work-groups) each split writes (m, l, acc) and kernel_attention_reduce_f32
-// combines them.
+// row t). Query row t is at position positions[t] and sees keys 0 .. positions[t] of its sequence;
+// key position p lives in cache row pages[p / page_size] * page_size + p % page_size of row t's block
+// table (the batch's parts, kernel_abi.h). Split s covers key positions [s * split_len, (s + 1) *
+// split_len) of those. The work-group walks its keys in tiles of ATTN_TILE: scores into local memory
+// (one page look-up per key), then an online-softmax update (running max m, running sum l, rescaled
+// accumulators) of the output dims, which item lid holds for d = lid + i * ATTN_WG (one page look-up
+// per page crossed: within a page the keys are consecutive rows). With one split the normalised
+// output goes to `out`; with several (flash decoding: a long context spread over many work-groups)
+// each split writes (m, l, acc) and kernel_attention_reduce_f32 combines them; splits past a row's
+// last key stay empty.
 //   global = (ATTN_WG * n_splits, n_head, n_q), local = (ATTN_WG, 1, 1)
 // Shapes: q, out [n_q, n_head * head_dim] f32; caches [n_ctx, n_head_kv * head_dim] of the storage
-// type; part_acc [n_q, n_head, n_splits, head_dim]; part_ml [n_q, n_head, n_splits, 2].
-// head_dim <= ATTN_MAX_HEAD_DIM (the host checks).
+// type; batch [KV_BATCH_INTS(n_q, .)] int; part_acc [n_q, n_head, n_splits, head_dim]; part_ml
+// [n_q, n_head, n_splits, 2]. head_dim <= ATTN_MAX_HEAD_DIM (the host checks).
 
 #define ATTN_DIMS_PER_ITEM ((ATTN_MAX_HEAD_DIM + ATTN_WG - 1) / ATTN_WG)
+
+// The cache row of key position p, through a block table of pages of page_size rows.
+inline ulong kv_row(global const int* table, int p, int page_size) {
+  return (ulong)table[p / page_size] * (ulong)page_size + (ulong)(p % page_size);
+}
 
 inline float kv_load_f32(global const uchar* cache, ulong idx) { return ((global const float*)cache)[idx]; }
 inline float kv_load_f16(global const uchar* cache, ulong idx) { return vload_half(idx, (global const half*)cache); }
@@ -37,8 +46,8 @@ inline float4 kv_load4_q8_0(global const uchar* cache, ulong idx) {
   kernel void kernel_attention_##KV##_f32(global const float* q, global const uchar* k_cache,            \
                                           global const uchar* v_cache, global float* out,                \
                                           global float* part_acc, global float* part_ml, int n_head,     \
-                                          int n_head_kv, int head_dim, int pos0, int split_len,          \
-                                          float scale) {                                                 \
+                                          int n_head_kv, int head_dim, global const int* batch,          \
+                                          int page_size, int split_len, float scale) {                   \
     local float q_local[ATTN_MAX_HEAD_DIM];                                                              \
     local float scores[ATTN_TILE];                                                                       \
     local float scratch[ATTN_WG];                                                                        \
@@ -47,7 +56,9 @@ inline float4 kv_load4_q8_0(global const uchar* cache, ulong idx) {
     const int h = get_group_id(1), t = get_group_id(2);                                                  \
     const int kv_h = h / (n_head / n_head_kv);                                                           \
     const int kv_width = n_head_kv * head_dim;                                                           \
-    const int n_keys = pos0 + t + 1;                                                                     \
+    const int n_q = get_num_groups(2);                                                                   \
+    const int n_keys = batch[KV_BATCH_POSITIONS(n_q) + t] + 1;                                           \
+    global const int* table = batch + KV_BATCH_PAGES(n_q) + batch[KV_BATCH_TABLES(n_q) + t];            \
     const int first = split * split_len;                                                                 \
     const int last = min(first + split_len, n_keys);                                                     \
     const ulong q_base = ((ulong)t * (ulong)n_head + h) * (ulong)head_dim;                               \
@@ -60,7 +71,7 @@ inline float4 kv_load4_q8_0(global const uchar* cache, ulong idx) {
       const int n_tile = min(ATTN_TILE, last - tile);                                                    \
       float tile_max = -INFINITY;                                                                        \
       for (int j = lid; j < n_tile; j += ATTN_WG) {                                                      \
-        const ulong k_base = (ulong)(tile + j) * (ulong)kv_width + (ulong)kv_h * (ulong)head_dim;        \
+        const ulong k_base = kv_row(table, tile + j, page_size) * (ulong)kv_width + (ulong)kv_h * (ulong)head_dim; \
         float dot4 = 0.0f;                                                                               \
         int d = 0;                                                                                       \
         for (; d + 4 <= head_dim; d += 4) dot4 += dot(vload4(0, q_local + d), kv_load4_##KV(k_cache, k_base + d)); \
@@ -82,8 +93,12 @@ inline float4 kv_load4_q8_0(global const uchar* cache, ulong idx) {
         const int d = lid + i * ATTN_WG;                                                                 \
         if (d < head_dim) {                                                                              \
           float a = acc[i] * correction;                                                                 \
-          const ulong v_base = (ulong)tile * (ulong)kv_width + (ulong)kv_h * (ulong)head_dim + d;        \
-          for (int j = 0; j < n_tile; ++j) a += scores[j] * kv_load_##KV(v_cache, v_base + (ulong)j * kv_width); \
+          for (int j = 0; j < n_tile;) { /* the tile's keys page by page */                              \
+            const int p = tile + j;                                                                      \
+            const int in_page = min(n_tile - j, page_size - p % page_size);                              \
+            const ulong v_base = kv_row(table, p, page_size) * (ulong)kv_width + (ulong)kv_h * (ulong)head_dim + d; \
+            for (int e = 0; e < in_page; ++e, ++j) a += scores[j] * kv_load_##KV(v_cache, v_base + (ulong)e * kv_width); \
+          }                                                                                              \
           acc[i] = a;                                                                                    \
         }                                                                                                \
       }                                                                                                  \

@@ -10,7 +10,7 @@
 //                           the result stored (y = ...) or added to y (accumulate: the residual add).
 //   kernel_norm_swiglu_f32  out[o] = silu(W_gate[o, :] · h) * (W_up[o, :] · h), h = rms_norm(x) * norm_weight.
 //   kernel_rope_store_<kv>  qwen3's per-head q/k rms_norm (when given) and NEOX rope of q and k in place,
-//                           then the rows' k and v written into the KV cache at positions pos0 + t.
+//                           then the rows' k and v written into the KV cache pool at their slots.
 //
 // Weight types are run-time arguments (ggml's type numbers: GGML_TYPE_*, which the host generates
 // in front of every program from its GgmlType), uniform over a work-group, so one launch can mix
@@ -199,23 +199,25 @@ inline void store_head_q8_0(global uchar* cache, ulong dst, global const float* 
 
 // One work-group of NORM_WG items per (head slot, row t): slots [0, n_head) are q heads, then n_head_kv
 // k heads, then n_head_kv v heads. q and k heads: h = rms_norm(head) * norm (when has_*_norm), then
-// NEOX rope at position pos0 + t, written back in place; k and v heads are then written into the cache
-// row pos0 + t (for Q8_0 in whole 32-element blocks, so head_dim must be a multiple of 32; the host
-// checks). The sum of squares uses kernel_rms_norm_f32's decomposition and the angles rope.cl's, so the
+// NEOX rope at position positions[t], written back in place; k and v heads are then written into the
+// cache row slots[t] (the batch's parts, kernel_abi.h; for Q8_0 in whole 32-element blocks, so head_dim
+// must be a multiple of 32; the host checks). The sum of squares uses kernel_rms_norm_f32's decomposition and the angles rope.cl's, so the
 // results equal the unfused rms_norm, rope and store_kv launches.
 //   global = (NORM_WG, n_head + 2 * n_head_kv, n_rows), local = (NORM_WG, 1, 1)
 // Shapes: q [n_rows, n_head * head_dim], k and v [n_rows, n_head_kv * head_dim] f32; q_norm, k_norm
-// [head_dim] f32; caches [n_ctx, n_head_kv * head_dim] of the storage type; inv_freq [head_dim / 2].
+// [head_dim] f32; caches [n_ctx, n_head_kv * head_dim] of the storage type; batch
+// [KV_BATCH_INTS(n_rows, .)] int; inv_freq [head_dim / 2].
 #define DEFINE_ROPE_STORE(KV)                                                                             \
   kernel void kernel_rope_store_##KV(global float* q, global float* k, global float* v,                 \
                                      global const float* q_norm, global const float* k_norm,            \
                                      int has_q_norm, int has_k_norm, float eps, global uchar* k_cache,  \
                                      global uchar* v_cache, int n_head, int n_head_kv, int head_dim,    \
-                                     int pos0, global const float* inv_freq) {                          \
+                                     global const int* batch, global const float* inv_freq) {           \
     local float scratch[NORM_WG];                                                                       \
     const int lid = get_local_id(0);                                                                    \
     const int slot = get_group_id(1), t = get_group_id(2);                                              \
     const int kv_width = n_head_kv * head_dim, half_dim = head_dim / 2;                                 \
+    const int n_rows = get_num_groups(2);                                                               \
     const int is_q = slot < n_head, is_v = slot >= n_head + n_head_kv;                                  \
     const int kv_h = is_q ? 0 : is_v ? slot - n_head - n_head_kv : slot - n_head;                       \
     global float* head = is_q ? q + ((ulong)t * (ulong)n_head + slot) * (ulong)head_dim                 \
@@ -235,7 +237,7 @@ inline void store_head_q8_0(global uchar* cache, ulong dst, global const float* 
           a = a * scale * norm_w[i];                                                                    \
           b = b * scale * norm_w[i + half_dim];                                                         \
         }                                                                                               \
-        const float theta = (float)(pos0 + t) * inv_freq[i];                                            \
+        const float theta = (float)batch[KV_BATCH_POSITIONS(n_rows) + t] * inv_freq[i];                 \
         const float c = cos(theta), s = sin(theta);                                                     \
         head[i] = a * c - b * s;                                                                        \
         head[i + half_dim] = a * s + b * c;                                                             \
@@ -243,7 +245,8 @@ inline void store_head_q8_0(global uchar* cache, ulong dst, global const float* 
     }                                                                                                   \
     barrier(CLK_GLOBAL_MEM_FENCE); /* the rotated k head is read back below by other items */          \
     if (!is_q) {                                                                                        \
-      const ulong dst = (ulong)(pos0 + t) * (ulong)kv_width + (ulong)kv_h * (ulong)head_dim;            \
+      const ulong cache_row = (ulong)batch[KV_BATCH_SLOTS(n_rows) + t];                                 \
+      const ulong dst = cache_row * (ulong)kv_width + (ulong)kv_h * (ulong)head_dim;                    \
       store_head_##KV(is_v ? v_cache : k_cache, dst, head, head_dim, lid);                              \
     }                                                                                                   \
   }

@@ -1,5 +1,6 @@
-// kernel_abi.h — kernel arguments that are passed by value as structs, defined once for both sides:
-// the host's C++ includes this file (host/fused_ops.cpp), and program_source (host/program_cache.cpp)
+// kernel_abi.h — what the host and the kernels lay out alike, defined once for both sides: kernel
+// arguments passed by value as structs, and the int array a KvBatch is uploaded as. The host's C++
+// includes this file (host/fused_ops.cpp, host/ops.cpp), and program_source (host/program_cache.cpp)
 // puts it in front of every program, after ggml's GGML_TYPE_* numbers (which it generates from
 // GgmlType, runtime/ggml_types.h). Written in the C both compilers read: OpenCL's fixed-size types
 // (cl_ulong/cl_int on the host), no pointers (OpenCL 1.2 allows such structs as kernel arguments),
@@ -34,5 +35,18 @@ typedef struct {
 typedef struct {
   MatvecSegment s[MATVEC_SEGMENTS];
 } MatvecSegments;
+
+// A KvBatch of n rows on the device (uploaded once per batch id, OpenClBackendImpl::kv_batch): one int
+// array [KV_BATCH_INTS(n, n_pages)] of four parts, each starting at int KV_BATCH_<PART>(n):
+//   positions [n]  row t's position in its sequence (KvBatch::positions)
+//   slots     [n]  the cache row row t's k and v are stored in (KvBatch::slots)
+//   tables    [n]  where row t's block table starts in `pages` (KvRun::table of its run)
+//   pages     [n_pages]  the block tables (KvBatch::pages): position p of row t's sequence lives in cache
+//                  row pages[tables[t] + p / page_size] * page_size + p % page_size
+#define KV_BATCH_POSITIONS(n) 0
+#define KV_BATCH_SLOTS(n) (n)
+#define KV_BATCH_TABLES(n) (2 * (n))
+#define KV_BATCH_PAGES(n) (3 * (n))
+#define KV_BATCH_INTS(n, n_pages) (3 * (n) + (n_pages))
 
 #endif  // XELM_KERNEL_ABI_H

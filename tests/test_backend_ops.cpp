@@ -14,7 +14,9 @@
 // configuration: add a case to that list; a case says which variants it runs on (by default every
 // backend in its default configuration) and bounds the error. The fused ops (NormMatmul, RopeStoreKv,
 // MatmulAdd, NormSwiglu) are ops of their own since backends override them (their cases run on the
-// OpenCL backend, the one that does; the AVX2 backend keeps Backend's defaults). Where the two
+// OpenCL backend, the one that does; the AVX2 backend keeps Backend's defaults). The paged ops
+// (PagedRope, PagedAttention, KvRows) run on every backend: batches of several sequences over block
+// tables of scattered pages of a shared pool, and raw cache row transfers. Where the two
 // backends were tested on different shapes with different bounds (matmul: AVX2 quantizes activations
 // to 8 bits; attention), each keeps its own cases; the cheap ops run every case on every backend.
 //
@@ -862,6 +864,220 @@ std::vector<OpCase> rope_store_kv_cases() {
   return cases;
 }
 
+// ---- Paged KV cache (several sequences in one batch, block tables over a shared pool) ------------
+
+// A batch's sequences: each run of rows at its position, and the history before it (positions 0 ..
+// pos0 - 1, stored by an earlier batch).
+struct PagedRun {
+  int64_t pos0, n_rows;
+};
+
+// A layout of runs over a pool of pages of kPageSize rows. Block tables take the pool's pages in the
+// scattered, non-monotonic order (i * stride + offset) % n_pages (stride odd, so every page once), run
+// after run.
+struct PagedLayout {
+  const char* name;
+  std::vector<PagedRun> runs;
+  int64_t n_pages;  // pool [n_pages * kPageSize] rows
+  int64_t stride, offset;
+};
+
+constexpr int64_t kPageSize = 16;
+
+// A prompt chunk at position 0, a decode row at 37 and a chunk at 70 (the batch of mixed steps), and two
+// decode rows far apart (OpenCL splits every row's keys by the largest position; the short row's later
+// splits stay empty).
+const PagedLayout kPagedLayouts[] = {
+    {"mixed", {{0, 5}, {37, 1}, {70, 3}}, 16, 7, 3},
+    {"decode2", {{5, 1}, {637, 1}}, 64, 37, 5},
+};
+
+// Each run's block table (pages for positions 0 .. pos0 + n_rows - 1).
+std::vector<std::vector<int32_t>> paged_tables(const PagedLayout& layout) {
+  std::vector<std::vector<int32_t>> tables;
+  int64_t next = 0;
+  for (const PagedRun& run : layout.runs) {
+    std::vector<int32_t>& table = tables.emplace_back();
+    for (int64_t p = 0; p < run.pos0 + run.n_rows; p += kPageSize) {
+      table.push_back(static_cast<int32_t>((next++ * layout.stride + layout.offset) % layout.n_pages));
+    }
+  }
+  return tables;
+}
+
+// The batch of the layout's runs (step), or of their histories (the runs with pos0 > 0).
+KvBatch paged_batch(const PagedLayout& layout, bool history) {
+  const std::vector<std::vector<int32_t>> tables = paged_tables(layout);
+  KvBatch batch;
+  batch.page_size = kPageSize;
+  for (size_t i = 0; i < layout.runs.size(); ++i) {
+    const PagedRun& run = layout.runs[i];
+    if (!history) {
+      batch.add_run(run.pos0, run.n_rows, tables[i]);
+    } else if (run.pos0 > 0) {
+      batch.add_run(0, run.pos0, tables[i]);
+    }
+  }
+  batch.finish();
+  return batch;
+}
+
+std::string paged_what(const PagedLayout& layout) {
+  std::string what;
+  for (const PagedRun& run : layout.runs) {
+    what += (what.empty() ? "" : ", ") + std::to_string(run.n_rows) + " rows at " + std::to_string(run.pos0);
+  }
+  return "runs of " + what + " over scattered pages of " + std::to_string(kPageSize) + " rows (pool of " +
+         std::to_string(layout.n_pages) + ")";
+}
+
+// Rope of a batch of several sequences: row t at positions[t].
+std::vector<OpCase> paged_rope_cases() {
+  std::vector<OpCase> cases;
+  for (const PagedLayout& layout : kPagedLayouts) {
+    for (auto [heads, head_dim] : {std::pair<int64_t, int64_t>{4, 64}, {3, 128}}) {
+      OpCase c{std::string(layout.name) + "_" + std::to_string(heads) + "x" + std::to_string(head_dim),
+               "rope of " + std::to_string(heads) + " heads of " + std::to_string(head_dim) + ", " + paged_what(layout),
+               1e-10, nullptr};
+      c.run = [=, &layout](OpRun& r) {
+        const KvBatch batch = paged_batch(layout, false);
+        const int64_t rows = batch.rows(), cols = heads * head_dim;
+        auto x = r.input(rows, cols, r.random(static_cast<size_t>(rows * cols), 20));  // [rows, cols]
+        r.op([&] { r.b.rope(*x, heads, head_dim, batch, 1000000.0f); });
+        r.output(*x);
+      };
+      cases.push_back(std::move(c));
+    }
+  }
+  return cases;
+}
+
+// The histories stored by one batch, then the step's rows stored through the step batch (store_kv, or
+// rope_store_kv with q/k norms) and attended: each row over its own sequence's pages. Every cache type;
+// compared through the attention output (and q, k of rope_store_kv).
+std::vector<OpCase> paged_attention_cases() {
+  std::vector<OpCase> cases;
+  uint32_t seed = 800;
+  for (const PagedLayout& layout : kPagedLayouts) {
+    for (GgmlType kv : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0}) {
+      for (const AttentionShape s : {AttentionShape{4, 2, 32}, AttentionShape{2, 1, 128}}) {
+        for (bool fused : {false, true}) {
+          const uint32_t first = seed;  // history k, history v, q, k, v, q_norm, k_norm
+          seed += 7;
+          OpCase c{std::string(layout.name) + "_" + type_name(kv) + "_" + heads_name(s) +
+                       (fused ? "_rope_store_kv" : "_store_kv"),
+                   std::string(fused ? "rope_store_kv (q/k norms)" : "store_kv") + " and attention, " +
+                       heads_what(s) + ", " + type_name(kv) + " cache, " + paged_what(layout),
+                   kv == GgmlType::Q8_0 ? 1e-6 : 1e-10, nullptr};
+          c.run = [=, &layout](OpRun& r) {
+            const int64_t kv_width = s.n_head_kv * s.head_dim, q_width = s.n_head * s.head_dim;
+            const KvBatch history = paged_batch(layout, true), step = paged_batch(layout, false);
+            const int64_t n_hist = history.rows(), n = step.rows();
+            auto cache = r.b.new_kv_cache(layout.n_pages * kPageSize, s.n_head_kv, s.head_dim, kv);
+            auto hk = r.input(n_hist, kv_width, r.random(static_cast<size_t>(n_hist * kv_width), first, 2.0f));
+            auto hv = r.input(n_hist, kv_width, r.random(static_cast<size_t>(n_hist * kv_width), first + 1));
+            r.b.store_kv(*cache, *hk, *hv, history);
+            auto q = r.input(n, q_width, r.random(static_cast<size_t>(n * q_width), first + 2, 2.0f));   // [n, q_width]
+            auto k = r.input(n, kv_width, r.random(static_cast<size_t>(n * kv_width), first + 3, 2.0f)); // [n, kv_width]
+            auto v = r.input(n, kv_width, r.random(static_cast<size_t>(n * kv_width), first + 4));       // [n, kv_width]
+            const auto qn = r.weight(r.tensor(GgmlType::F32, s.head_dim, 0, first + 5, 1.0f));
+            const auto kn = r.weight(r.tensor(GgmlType::F32, s.head_dim, 0, first + 6, 1.0f));
+            auto out = r.b.new_activation(n, q_width);
+            r.op([&] {
+              if (fused) {
+                r.b.rope_store_kv(*q, *k, *v, qn.get(), kn.get(), 1e-6f, *cache, step, s, 1000000.0f);
+              } else {
+                r.b.store_kv(*cache, *k, *v, step);
+              }
+              r.b.attention(*q, *cache, step, s, *out);
+            });
+            if (fused) {
+              r.output(*q);
+              r.output(*k);
+            }
+            r.output(*out);
+          };
+          cases.push_back(std::move(c));
+        }
+      }
+    }
+  }
+  return cases;
+}
+
+// Raw cache rows: the read bytes must equal the written ones (the outputs are bytes, compared for
+// equality). "overwrite": rows 0..15 written, then rows 5..7 again with other bytes, then rows 0..15 and
+// 6..8 read. "moved": a sequence stored through its block table, one of its pages read out raw, written
+// into a free page and zeroed, and attention through the table naming the new page (compared as
+// attention).
+std::vector<OpCase> kv_rows_cases() {
+  std::vector<OpCase> cases;
+  const AttentionShape s{4, 2, 32};
+  for (GgmlType kv : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0}) {
+    OpCase overwrite{type_name(kv) + "_overwrite",
+                     "write_kv_rows of 16 rows, then of rows 5..7, read_kv_rows of 0..15 and 6..8, " + type_name(kv) +
+                         " cache",
+                     1e-12, nullptr};
+    overwrite.max_abs = 0.0f;
+    overwrite.run = [=](OpRun& r) {
+      auto cache = r.b.new_kv_cache(16, s.n_head_kv, s.head_dim, kv);
+      const size_t row = row_bytes(kv, s.n_head_kv * s.head_dim);
+      // n rows of bytes from seed, as the values' low bits.
+      const auto bytes = [&](int64_t n, uint32_t seed) {
+        std::vector<uint8_t> b;
+        for (const float x : r.random(static_cast<size_t>(n) * row, seed)) {
+          b.push_back(static_cast<uint8_t>(static_cast<int>(std::fabs(x) * 1000.0f) & 255));
+        }
+        return b;
+      };
+      std::vector<uint8_t> k_all(16 * row), v_all(16 * row), k_part(3 * row), v_part(3 * row);
+      r.op([&] {
+        r.b.write_kv_rows(*cache, 0, 16, bytes(16, 30), bytes(16, 31));
+        r.b.write_kv_rows(*cache, 5, 3, bytes(3, 32), bytes(3, 33));
+        r.b.read_kv_rows(*cache, 0, 16, k_all, v_all);
+        r.b.read_kv_rows(*cache, 6, 3, k_part, v_part);
+      });
+      for (const std::vector<uint8_t>* b : {&k_all, &v_all, &k_part, &v_part}) r.out.insert(r.out.end(), b->begin(), b->end());
+    };
+    cases.push_back(std::move(overwrite));
+
+    OpCase moved{type_name(kv) + "_moved",
+                 "store_kv of 40 positions through pages {2, 0, 3}, page 0 moved to page 5 by read_kv_rows and "
+                 "write_kv_rows and then zeroed, attention of the last 3 through {2, 5, 3}, " +
+                     type_name(kv) + " cache",
+                 kv == GgmlType::Q8_0 ? 1e-6 : 1e-10, nullptr};
+    moved.run = [=](OpRun& r) {
+      const int64_t kv_width = s.n_head_kv * s.head_dim, q_width = s.n_head * s.head_dim, n = 40;
+      auto cache = r.b.new_kv_cache(6 * kPageSize, s.n_head_kv, s.head_dim, kv);
+      const std::vector<int32_t> before = {2, 0, 3}, after = {2, 5, 3};
+      KvBatch store;
+      store.page_size = kPageSize;
+      store.add_run(0, n, before);
+      store.finish();
+      auto k = r.input(n, kv_width, r.random(static_cast<size_t>(n * kv_width), 40, 2.0f));  // [n, kv_width]
+      auto v = r.input(n, kv_width, r.random(static_cast<size_t>(n * kv_width), 41));        // [n, kv_width]
+      r.b.store_kv(*cache, *k, *v, store);
+      const size_t page_bytes = static_cast<size_t>(kPageSize) * row_bytes(kv, kv_width);
+      std::vector<uint8_t> k_page(page_bytes), v_page(page_bytes), zeros(page_bytes);
+      KvBatch attend;
+      attend.page_size = kPageSize;
+      attend.add_run(n - 3, 3, after);
+      attend.finish();
+      auto q = r.input(3, q_width, r.random(static_cast<size_t>(3 * q_width), 42, 2.0f));  // [3, q_width]
+      auto out = r.b.new_activation(3, q_width);
+      r.op([&] {
+        r.b.read_kv_rows(*cache, 0 * kPageSize, kPageSize, k_page, v_page);
+        r.b.write_kv_rows(*cache, 5 * kPageSize, kPageSize, k_page, v_page);
+        r.b.write_kv_rows(*cache, 0, kPageSize, zeros, zeros);  // what reads the old page reads zeros
+        r.b.attention(*q, *cache, attend, s, *out);
+      });
+      r.output(*out);
+    };
+    cases.push_back(std::move(moved));
+  }
+  return cases;
+}
+
 // ---- The op table --------------------------------------------------------------------------------
 
 const Op kOps[] = {
@@ -878,6 +1094,9 @@ const Op kOps[] = {
     {"MatmulAdd", matmul_add_cases},
     {"NormSwiglu", norm_swiglu_cases},
     {"RopeStoreKv", rope_store_kv_cases},
+    {"PagedRope", paged_rope_cases},
+    {"PagedAttention", paged_attention_cases},
+    {"KvRows", kv_rows_cases},
 };
 
 // ---- The test ------------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 // test_backend_ops.cpp, the op harness: every op, weight type and KV cache type, the GEMM path and the
 // forced int8 fast path): what only the OpenCL backend has — one launch for the forward pass's
 // add-then-norm, the GEMM path over tensors split above the max allocation and its fallback when
-// CLBlast fails, the int8 fast path's error against float activations, the split itself, the kernel
-// binary cache, device selection errors — whole synthetic Qwen3/Qwen2 models against the scalar
-// reference backend, and the build options (which need no device). Tests that need an OpenCL device
-// skip when none exists.
+// CLBlast fails, the int8 fast path's error against float activations, the split itself, a KvBatch
+// uploaded once per batch, the kernel binary cache, device selection errors — whole synthetic
+// Qwen3/Qwen2 models against the scalar reference backend, and the build options (which need no
+// device). Tests that need an OpenCL device skip when none exists.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -171,6 +171,40 @@ TEST_F(OpenClTest, AddThenNormIsOneLaunch) {
     results[i].insert(results[i].end(), sum.begin(), sum.end());
   }
   EXPECT_LT(test::nmse(results[0], results[1]), 1e-12);
+}
+
+// A KvBatch's int arrays go to the device once per batch (the forward pass passes one batch to every
+// layer): the layers after the first transfer nothing for it; a new batch is uploaded again.
+TEST_F(OpenClTest, KvBatchIsUploadedOncePerBatch) {
+  const AttentionShape s{4, 2, 32};
+  const int64_t kv_width = s.n_head_kv * s.head_dim, q_width = s.n_head * s.head_dim;
+  auto make_batch = [] {
+    KvBatch batch;
+    batch.page_size = 16;
+    const std::vector<int32_t> first = {3}, second = {1, 2};
+    batch.add_run(0, 2, first);
+    batch.add_run(20, 1, second);
+    batch.finish();
+    return batch;
+  };
+  const KvBatch batch = make_batch();
+  auto cache = cl().new_kv_cache(64, s.n_head_kv, s.head_dim, GgmlType::F16);
+  auto q = upload(cl(), 3, q_width, random_values(3 * q_width, 50));
+  auto k = upload(cl(), 3, kv_width, random_values(3 * kv_width, 51));
+  auto v = upload(cl(), 3, kv_width, random_values(3 * kv_width, 52));
+  auto out = cl().new_activation(3, q_width);
+  const auto layer = [&](const KvBatch& b) {
+    cl().store_kv(*cache, *k, *v, b);
+    cl().attention(*q, *cache, b, s, *out);
+  };
+  layer(batch);  // uploads the batch: 3 rows of 3 ints and 3 pages
+  cl().reset_counters();
+  layer(batch);
+  layer(batch);
+  EXPECT_EQ(cl().counters().bytes_to_device, 0u);
+  layer(make_batch());  // the same contents under a new id
+  EXPECT_EQ(cl().counters().bytes_to_device, (3 * 3 + 3) * sizeof(int32_t));
+  cl().synchronize();
 }
 
 TEST_F(OpenClTest, TensorsAboveTheMaxAllocationAreSplitByRows) {
