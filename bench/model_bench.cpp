@@ -228,7 +228,8 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   if (settings.repetitions < 1) throw Error("-r/--repetitions must be at least 1");
   if (tests.empty()) return {};
   const bool peak_rss = settings.measure_peak_rss && reset_peak_resident();
-  int n_ctx = 1, n_pool = 1;  // positions of the longest sequence, and of the largest test's sequences together
+  // Positions of the longest sequence, and of the largest test's sequences together (or -c).
+  int n_ctx = 1, n_pool = settings.n_ctx;
   for (const BenchTest& t : tests) {
     n_ctx = std::max(n_ctx, context_needed(t));
     n_pool = std::max(n_pool, pool_needed(t));
@@ -414,7 +415,7 @@ std::vector<BenchResult> run_benchmarks(const BenchParams& params, const cli::En
   const std::vector<BenchTest> tests = expand_tests(params);
   const RunSettings settings{.repetitions = params.repetitions, .bandwidth_gbps = params.bandwidth_gbps,
                              .profile = params.profile, .device = params.device, .cpu_isa = params.cpu_isa,
-                             .environment = environment,
+                             .n_ctx = params.n_ctx, .environment = environment,
                              .measure_peak_rss = true};
   std::vector<BenchResult> results;
   for (const BenchConfig& config : expand_configs(params)) {

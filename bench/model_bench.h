@@ -45,6 +45,7 @@ struct BenchParams {
   std::vector<int> n_gen = {128};               // tg tests (0 entries are skipped)
   std::vector<int> prompt_gen;                  // -pg: flat list of (n_prompt, n_gen) pairs
   std::vector<int> n_seq = {1};                 // -np: sequences decoding together (every test per count)
+  int n_ctx = 0;                                // -c: KV pool positions (0: what the largest test needs)
   std::vector<int> n_batch = {512};
   std::vector<std::string> kv_types = {"f16"};
   int repetitions = 5;
@@ -113,6 +114,7 @@ struct RunSettings {
   bool profile = false;
   std::string device;
   std::string cpu_isa = "auto";
+  int n_ctx = 0;                 // KV pool positions; 0 (or fewer than a test needs): what the tests need
   cli::Environment environment;  // what main read: OpenCL settings, device memory cap
   // Reset the process's peak RSS (VmHWM) before loading and record it per config: the peak of this
   // config alone. `xelm tune` leaves it off and reports the cumulative peak.

@@ -45,28 +45,46 @@ class ChatCli : public ::testing::Test {
   static inline test::ScratchDir* dir_ = nullptr;
 };
 
-TEST_F(ChatCli, OneAnswerPerLineWithCacheReuse) {
-  test::ScratchDir dir;
-  const CliRun r = xelm("chat -m " + model() + " -n 6 --temp 0 --no-think -c 512", "Hello there\nHow are you?\n", dir);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;  // two answers, one line each
-  // Figures per answer; the second turn reuses the first turn's cache.
+// (prompt tokens, of which new) of each answer's figures in `err`.
+std::vector<std::pair<int, int>> turn_figures(std::string err) {
   std::smatch m;
   const std::regex stats(R"(prompt (\d+) tokens \((\d+) new\))");
-  std::string err = r.err;
   std::vector<std::pair<int, int>> turns;
   while (std::regex_search(err, m, stats)) {
     turns.emplace_back(std::stoi(m[1]), std::stoi(m[2]));
     err = m.suffix();
   }
+  return turns;
+}
+
+TEST_F(ChatCli, OneAnswerPerLineWithCacheReuse) {
+  test::ScratchDir dir;
+  const std::string args = "chat -m " + model() + " -n 6 --temp 0 --no-think -c 512";
+  const CliRun r = xelm(args, "Hello there\nHow are you?\n", dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;  // two answers, one line each
+  // Figures per answer; the second turn reuses the first turn's cache.
+  const std::vector<std::pair<int, int>> turns = turn_figures(r.err);
   ASSERT_EQ(turns.size(), 2u) << r.err;
   EXPECT_EQ(turns[0].first, turns[0].second);
   EXPECT_GT(turns[1].first, turns[0].first);
   // At least the first user turn ("<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n",
-  // 10 tokens) comes from the cache. (Qwen3's template drops the empty think block from earlier
-  // answers, so the cached answer itself is re-processed, as in llama.cpp.)
+  // 10 tokens) comes from the cache.
   EXPECT_GE(turns[1].first - turns[1].second, 10) << "second turn re-processed the history";
   EXPECT_THAT(r.err, HasSubstr("greedy decoding"));  // the Qwen3 greedy warning
+
+  // Qwen3's template drops the (here empty) think block from earlier answers. Evicting it after the
+  // answer (the default) lets the second turn reuse the cached answer; --keep-thinking-kv keeps the
+  // block, and the second turn re-processes the answer from the block on, as llama.cpp does.
+  const CliRun kept = xelm(args + " --keep-thinking-kv", "Hello there\nHow are you?\n", dir);
+  ASSERT_EQ(kept.exit_code, 0) << kept.err;
+  // The same first answer (the second may differ: the evicted cache was computed seeing the block).
+  EXPECT_EQ(kept.out.substr(0, kept.out.find('\n')), r.out.substr(0, r.out.find('\n')));
+  const std::vector<std::pair<int, int>> kept_turns = turn_figures(kept.err);
+  ASSERT_EQ(kept_turns.size(), 2u) << kept.err;
+  EXPECT_THAT(r.err, HasSubstr("thinking evicted: 4 tokens"));  // <think> \n\n </think> \n\n
+  EXPECT_THAT(kept.err, ::testing::Not(HasSubstr("thinking evicted")));
+  EXPECT_LT(turns[1].second, kept_turns[1].second) << "eviction did not save the answer's re-processing";
 }
 
 TEST_F(ChatCli, CommandsAndTranscripts) {

@@ -29,6 +29,10 @@ Subcommand add_bench_command(CLI::App& app) {
   cmd->add_option("--parallel", opts->n_seq,
                   "-np: sequences decoding together (aggregate tok/s of one batched forward pass per step; every test per count)")
       ->delimiter(',')->check(CLI::Range(1, 256));
+  cmd->add_option("-c,--ctx-size", opts->n_ctx,
+                  "KV cache positions in total (default: what the largest test needs); the peak RSS column shows "
+                  "what a large pool costs")
+      ->check(CLI::Range(1, 1 << 24));
   cmd->add_option("-b,--batch-size", opts->n_batch, "Prompt tokens per forward step")->delimiter(',')->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--kv-type", opts->kv_types, "KV cache types to test")->delimiter(',')->check(CLI::IsMember({"f16", "f32", "q8_0"}));
   cmd->add_option("-r,--repetitions", opts->repetitions, "Timed repetitions per test (after one warm-up run); mean ± sd")

@@ -17,8 +17,8 @@ namespace xelm::cli {
 
 void EngineOptions::add_to(CLI::App& cmd) {
   cmd.add_option("-m,--model", model_path, "GGUF model file")->required()->check(CLI::ExistingFile);
-  cmd.add_option("-c,--ctx-size", n_ctx, "Context size in tokens (KV cache positions)")->check(CLI::Range(1, 1 << 24));
-  cmd.add_option("-b,--batch-size", n_batch, "Prompt tokens per forward step")->check(CLI::Range(1, 1 << 16));
+  cmd.add_option("-c,--ctx-size", n_ctx, "Context size in tokens: KV cache positions in total, shared by all sequences (one sequence holds at most the model's training context)")->check(CLI::Range(1, 1 << 24));
+  cmd.add_option("-b,--batch-size", n_batch, "Tokens per forward step (prompt chunks and, when serving, other sequences' decoded tokens together)")->check(CLI::Range(1, 1 << 16));
   cmd.add_option("-t,--threads", n_threads, "CPU threads (default: physical cores)")->check(CLI::Range(0, 1024));
   cmd.add_option("--kv-type", kv_type, "KV cache storage type")->check(CLI::IsMember({"f16", "f32", "q8_0"}));
   cmd.add_option("--backend", backend, "cpu (AVX2 when the CPU has it), ref (scalar reference) or opencl (all on the GPU)")
@@ -97,7 +97,7 @@ Engine load_engine(const EngineOptions& o, const Environment& env) {
   const ModelConfig& c = e.model->config();
   spdlog::info("{}", c.summary());
   e.cpu = o.backend == "ref" ? cpu::make_reference_backend() : cpu::make_cpu_backend(o.n_threads, o.cpu_isa);
-  const RunShape shape{.n_ctx = std::min<int64_t>(o.n_ctx, c.n_ctx_train), .n_batch = o.n_batch, .kv_type = o.kv_cache_type()};
+  const RunShape shape{.n_ctx = o.n_ctx, .n_batch = o.n_batch, .kv_type = o.kv_cache_type()};
   e.plan = OffloadPlan::last_n_layers(c.n_layer, 0);
 
   if (const std::optional<GpuRequest> request = gpu_request(o, env.tune_store_dir)) {
