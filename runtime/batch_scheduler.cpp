@@ -388,7 +388,7 @@ void BatchScheduler::finish(std::unique_ptr<Active> r, StopReason stop, std::str
     if (!rest.empty() && r->request.on_token) r->request.on_token(-1, rest);
   }
   if (r->seq >= 0) {
-    if (stop == StopReason::Cancelled || r->n_kv == 0) {
+    if (stop == StopReason::Cancelled || r->cancelled() || r->n_kv == 0) {
       transformer_.release(r->seq);  // a client that went away gets nothing cached: its pages are free now
     } else {
       cached_.push_back({r->seq, r->request.id,

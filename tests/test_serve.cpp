@@ -458,14 +458,14 @@ TEST_F(ServeHttp, ClientDisconnectStopsItsGeneration) {
   ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(generation stopped after (\d+) tokens)")));
   EXPECT_LT(std::stoi(m[1]), 4000);
   // Its pages are free again (it had nothing cached to keep), and the next request is served normally.
-  std::map<std::string, double> m;
+  std::map<std::string, double> after;
   for (int i = 0; i < 100; ++i) {
-    m = metrics(curl(*dir_, "GET", server_->url("/metrics")).body);
-    if (m["xelm_requests_processing"] == 0) break;
+    after = metrics(curl(*dir_, "GET", server_->url("/metrics")).body);
+    if (after["xelm_requests_processing"] == 0) break;
     ::usleep(20 * 1000);
   }
-  EXPECT_EQ(m["xelm_requests_processing"], 0);
-  EXPECT_LE(m["xelm_kv_pages_used"], pages_before);
+  EXPECT_EQ(after["xelm_requests_processing"], 0);
+  EXPECT_LE(after["xelm_kv_pages_used"], pages_before);
   const json next = chat(chat_body("Still there?", merged(kNoThink, {{"max_tokens", 3}})));
   EXPECT_LE(next["usage"]["completion_tokens"].get<int>(), 3);
 }
