@@ -20,11 +20,49 @@ std::string_view stop_reason_name(StopReason reason) {
   return "?";
 }
 
-Generator::Generator(Transformer& transformer, const Tokenizer& tokenizer)
-    : transformer_(transformer), tokenizer_(tokenizer) {
-  think_open_ = tokenizer.token_id("<think>");
-  think_close_ = tokenizer.token_id("</think>");
+SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, Sampler& sampler, std::span<const int32_t> prompt,
+                                 int64_t n_predict, int64_t n_ctx)
+    : vocab_(tokenizer.vocab()),
+      sampler_(sampler),
+      think_open_(tokenizer.token_id("<think>")),
+      think_close_(tokenizer.token_id("</think>")),
+      n_predict_(n_predict),
+      n_ctx_(n_ctx),
+      n_prompt_(static_cast<int64_t>(prompt.size())) {
+  sampler_.reset();
+  bool in_thinking = false;
+  for (int32_t t : prompt) {
+    sampler_.accept(t);
+    if (think_open_ && t == *think_open_) in_thinking = true;
+    if (think_close_ && t == *think_close_) in_thinking = false;
+  }
+  sampler_.set_in_thinking(in_thinking);
 }
+
+SequenceDecoder::Step SequenceDecoder::sample(std::span<const float> logits) {
+  Step step;
+  step.token = sampler_.sample(logits);
+  sampler_.accept(step.token);
+  if (think_open_ && step.token == *think_open_) sampler_.set_in_thinking(true);
+  if (think_close_ && step.token == *think_close_) sampler_.set_in_thinking(false);
+  if (vocab_.is_end_of_generation(step.token)) {
+    step.stop = StopReason::EndOfGeneration;
+    return step;
+  }
+  ++n_generated_;
+  step.text = stream_.push(vocab_.piece(step.token));
+  // The sequence holds the prompt and every answer token but this one: this one would go at
+  // position n_prompt + n_generated - 1.
+  if (n_prompt_ + n_generated_ - 1 >= n_ctx_) {
+    step.stop = StopReason::ContextFull;
+  } else if (done()) {
+    step.stop = StopReason::Length;
+  }
+  return step;
+}
+
+Generator::Generator(Transformer& transformer, const Tokenizer& tokenizer)
+    : transformer_(transformer), tokenizer_(tokenizer) {}
 
 void Generator::reset() {
   cached_.clear();
@@ -68,47 +106,33 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, int64_t n_
                                      const TokenCallback& on_token, const std::atomic<bool>* cancel) {
   GenerationResult result;
   std::vector<float> logits = prefill(prompt, result);
-  sampler.reset();
-  bool in_thinking = false;
-  for (int32_t t : prompt) {
-    sampler.accept(t);
-    if (think_open_ && t == *think_open_) in_thinking = true;
-    if (think_close_ && t == *think_close_) in_thinking = false;
-  }
-  sampler.set_in_thinking(in_thinking);
-
-  const Vocabulary& vocab = tokenizer_.vocab();
-  Utf8Stream stream;
+  SequenceDecoder decoder(tokenizer_, sampler, prompt, n_predict, transformer_.n_ctx());
   const auto start = std::chrono::steady_clock::now();
   result.stop = StopReason::Length;
-  for (int64_t i = 0; n_predict < 0 || i < n_predict; ++i) {
+  while (!decoder.done()) {
     if (cancel != nullptr && cancel->load()) {
       result.stop = StopReason::Cancelled;
       break;
     }
-    const int32_t token = sampler.sample(logits);
-    sampler.accept(token);
-    if (think_open_ && token == *think_open_) sampler.set_in_thinking(true);
-    if (think_close_ && token == *think_close_) sampler.set_in_thinking(false);
-    if (vocab.is_end_of_generation(token)) {
-      result.stop = StopReason::EndOfGeneration;
+    SequenceDecoder::Step step = decoder.sample(logits);
+    if (step.stop == StopReason::EndOfGeneration) {
+      result.stop = *step.stop;
       break;
     }
-    ++result.n_generated;
-    const std::string text = stream.push(vocab.piece(token));
-    result.text += text;
-    if (on_token && !on_token(token, text)) {
+    result.text += step.text;
+    if (on_token && !on_token(step.token, step.text)) {
       result.stop = StopReason::Callback;  // the token is not in the cache; the next prefill adds it
       break;
     }
-    if (transformer_.n_past() >= transformer_.n_ctx()) {
-      result.stop = StopReason::ContextFull;
+    if (step.stop) {
+      result.stop = *step.stop;
       break;
     }
-    logits = transformer_.eval(std::span<const int32_t>(&token, 1));
-    cached_.push_back(token);
+    logits = transformer_.eval(std::span<const int32_t>(&step.token, 1));
+    cached_.push_back(step.token);
   }
-  const std::string rest = stream.flush();
+  result.n_generated = decoder.n_generated();
+  const std::string rest = decoder.flush();
   result.text += rest;
   if (!rest.empty() && on_token) on_token(-1, rest);
   result.generate_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

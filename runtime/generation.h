@@ -1,12 +1,16 @@
-// generation.h — drives a Transformer for completion and chat: keeps the token sequence that sits
-// in the KV cache, reuses the longest common prefix when a new prompt arrives (so a chat turn only
-// processes what is new), streams each generated token's text without splitting UTF-8 characters,
-// and stops on end-of-generation tokens, a token limit, a full context or a cancel flag.
+// generation.h — the rules of generating one answer, and a single-sequence driver of a Transformer.
+// SequenceDecoder holds what one answer needs from token to token (its sampler, Qwen3 think tracking
+// for the sampler, UTF-8 streaming of the text, the stop rules: end-of-generation tokens, a token
+// limit, a full context); whoever evaluates the model feeds it logits. Generator drives one
+// sequence with it for `xelm run` and `xelm chat`: it keeps the token sequence that sits in the KV
+// cache and reuses the longest common prefix when a new prompt arrives (so a chat turn only
+// processes what is new). The server's BatchScheduler (runtime/batch_scheduler.h) drives many.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +33,39 @@ struct GenerationResult {
   double generate_seconds = 0.0;
   StopReason stop = StopReason::Length;
   std::string text;           // everything generated, as text (end-of-generation token excluded)
+};
+
+// One answer, token by token: sample() takes the logits of the last position in the sequence and
+// returns the next token, the text it completes and, when the answer ends with it, why. The caller
+// evaluates the token (appends it to the sequence) unless the answer ended.
+class SequenceDecoder {
+ public:
+  struct Step {
+    int32_t token = -1;
+    std::string text;                // the text this token completes (may be empty inside a UTF-8 character)
+    std::optional<StopReason> stop;  // EndOfGeneration: `token` is the end marker, not part of the answer;
+                                     // Length, ContextFull: `token` is the answer's last
+  };
+
+  // `prompt` primes the sampler's penalty history and the thinking state; n_predict < 0: no limit
+  // but the context; n_ctx: the most positions the sequence may hold.
+  SequenceDecoder(const Tokenizer& tokenizer, Sampler& sampler, std::span<const int32_t> prompt, int64_t n_predict,
+                  int64_t n_ctx);
+
+  // Whether the token limit was reached (true at once for n_predict 0): sample no more.
+  bool done() const { return n_predict_ >= 0 && n_generated_ >= n_predict_; }
+  Step sample(std::span<const float> logits);
+  // Text held back for an unfinished UTF-8 character; call once at the end.
+  std::string flush() { return stream_.flush(); }
+  int64_t n_generated() const { return n_generated_; }  // answer tokens (the end marker excluded)
+
+ private:
+  const Vocabulary& vocab_;
+  Sampler& sampler_;
+  std::optional<int32_t> think_open_, think_close_;
+  Utf8Stream stream_;
+  int64_t n_predict_, n_ctx_, n_prompt_;
+  int64_t n_generated_ = 0;
 };
 
 // Called for each generated token with the text it completes (may be empty while a UTF-8
@@ -62,7 +99,6 @@ class Generator {
   Transformer& transformer_;
   const Tokenizer& tokenizer_;
   std::vector<int32_t> cached_;
-  std::optional<int32_t> think_open_, think_close_;
 };
 
 }  // namespace xelm

@@ -3,7 +3,8 @@
 // and with the real `openai` Python client (tests/serve_client_test.py, run from the .venv that
 // scripts/setup.sh creates). Oracles: greedy answers equal `xelm chat` / `xelm run` on the same
 // prompt, a seeded stream equals the seeded whole answer, a stop string cuts the answer at its first
-// occurrence, and the server's own log tells a queued and a cancelled request apart.
+// occurrence, clients served together (continuous batching) get what each gets alone, and the
+// server's own log, /metrics and /slots tell what happened to a request and its KV cache pages.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <regex>
 #include <string>
 #include <thread>
@@ -121,7 +124,7 @@ std::atomic<int> request_counter{0};
 HttpReply curl(const test::ScratchDir& dir, const std::string& method, const std::string& url, const std::string& body = "",
                const std::string& extra = "") {
   // (strings are appended piece by piece: GCC 12 warns falsely (-Wrestrict) about "literal" + std::string)
-  // One number per request, taken once: concurrent requests (ConcurrentClientsAreServedInTurn) must
+  // One number per request, taken once: concurrent requests (EightConcurrentClientsAnswerAsEachAlone) must
   // not share a body or reply file.
   const std::string id = std::to_string(request_counter.fetch_add(1));
   std::string body_name = "request", out_name = "reply";
@@ -358,30 +361,94 @@ TEST_F(ServeHttp, BadRequestsGetOpenAiErrors) {
   EXPECT_EQ(curl(*dir_, "GET", server_->url("/health")).status, 200);
 }
 
-TEST_F(ServeHttp, ConcurrentClientsAreServedInTurn) {
-  // Two streamed requests at once from two curl processes: both complete, one waited for the other,
-  // and each answer equals the one it gets alone.
-  const json params = merged(kNoThink, {{"temperature", 0.8}, {"max_tokens", 200}, {"stream", true}});
-  const json first = chat_body("First client", merged(params, {{"seed", 1}}));
-  const json second = chat_body("Second client", merged(params, {{"seed", 2}}));
+// /metrics as name -> value (Prometheus text: comment lines and "name value").
+std::map<std::string, double> metrics(const std::string& text) {
+  std::map<std::string, double> values;
+  std::stringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.find(' ');
+    values[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return values;
+}
+
+TEST_F(ServeHttp, EightConcurrentClientsAnswerAsEachAlone) {
+  // Different sampling per client, streams and whole answers mixed, all at once (--parallel 4: four
+  // run together, the others join as slots free up); each answer must equal the same request alone.
+  std::vector<json> bodies;
+  for (int i = 0; i < 8; ++i) {
+    json params = merged(kNoThink, {{"max_tokens", 8 + 5 * i}, {"stream", i % 2 == 0}});
+    if (i % 4 == 0) {
+      params["temperature"] = 0;
+    } else {
+      params["temperature"] = 0.5 + 0.2 * i;
+      params["seed"] = 100 + i;
+    }
+    bodies.push_back(chat_body("Client number " + std::to_string(i) + " asks", params));
+  }
+  auto answer = [](const json& body, const HttpReply& r) {
+    EXPECT_EQ(r.status, 200) << r.body;
+    return body["stream"].get<bool>() ? join_chat_stream(parse_sse(r.body)).content
+                                      : r.parsed()["choices"][0]["message"]["content"].get<std::string>();
+  };
+  std::vector<HttpReply> together(bodies.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < bodies.size(); ++i) clients.emplace_back([&, i] { together[i] = post("/v1/chat/completions", bodies[i]); });
+  for (std::thread& t : clients) t.join();
+  EXPECT_THAT(server_->log(), HasSubstr("started in slot 3"));  // they did run together
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    EXPECT_EQ(answer(bodies[i], together[i]), answer(bodies[i], post("/v1/chat/completions", bodies[i]))) << "client " << i;
+  }
+}
+
+TEST_F(ServeHttp, MetricsAndSlots) {
+  chat(chat_body("Count me", merged(kNoThink, {{"max_tokens", 3}})));
+  const HttpReply r = curl(*dir_, "GET", server_->url("/metrics"));
+  ASSERT_EQ(r.status, 200);
+  std::map<std::string, double> m = metrics(r.body);
+  EXPECT_GE(m["xelm_requests_total"], 1);
+  EXPECT_GE(m["xelm_generated_tokens_total"], 1);
+  EXPECT_GT(m["xelm_tokens_per_second"], 0);
+  EXPECT_GT(m["xelm_kv_pages_total"], 0);
+  EXPECT_EQ(m["xelm_kv_pages_used"] + m["xelm_kv_pages_free"], m["xelm_kv_pages_total"]);
+  EXPECT_EQ(m["xelm_queue_depth"], 0);
+  EXPECT_TRUE(m.count("xelm_requests_processing"));
+  const HttpReply slots = curl(*dir_, "GET", server_->url("/slots"));
+  ASSERT_EQ(slots.status, 200);
+  const json s = slots.parsed();
+  ASSERT_TRUE(s.is_array()) << slots.body;
+  EXPECT_EQ(s.size(), 4u);  // --parallel 4
+  for (const json& slot : s) EXPECT_TRUE(slot.contains("id") && slot.contains("state")) << slot;
+}
+
+TEST_F(ServeHttp, SmallPoolServesInTurnAndRefusesWhatNeverFits) {
+  // 128 positions (4 pages of 32): one request of ~90 positions at a time.
+  ServerProcess small("-m " + model() + " -c 128", *dir_, "small");
+  ASSERT_GT(small.port(), 0) << small.log();
+  const json params = merged(kNoThink, {{"max_tokens", 80}, {"temperature", 0.7}, {"seed", 3}});
   HttpReply a, b;
-  std::thread ta([&] { a = post("/v1/chat/completions", first); });
-  std::thread tb([&] { b = post("/v1/chat/completions", second); });
+  std::thread ta([&] { a = curl(*dir_, "POST", small.url("/v1/chat/completions"), chat_body("One", params).dump()); });
+  std::thread tb([&] { b = curl(*dir_, "POST", small.url("/v1/chat/completions"), chat_body("Two", params).dump()); });
   ta.join();
   tb.join();
   ASSERT_EQ(a.status, 200) << a.body;
   ASSERT_EQ(b.status, 200) << b.body;
-  const StreamedAnswer sa = join_chat_stream(parse_sse(a.body)), sb = join_chat_stream(parse_sse(b.body));
-  EXPECT_TRUE(parse_sse(a.body).done && parse_sse(b.body).done);
-  EXPECT_THAT(server_->log(), HasSubstr("for 1 request(s) ahead"));
-  EXPECT_EQ(sa.content, join_chat_stream(parse_sse(post("/v1/chat/completions", first).body)).content);
-  EXPECT_EQ(sb.content, join_chat_stream(parse_sse(post("/v1/chat/completions", second).body)).content);
+  const HttpReply alone = curl(*dir_, "POST", small.url("/v1/chat/completions"), chat_body("Two", params).dump());
+  EXPECT_EQ(b.parsed()["choices"][0]["message"]["content"], alone.parsed()["choices"][0]["message"]["content"]);
+  const HttpReply never = curl(*dir_, "POST", small.url("/v1/chat/completions"),
+                               chat_body("Three", merged(params, {{"max_tokens", 200}})).dump());
+  EXPECT_EQ(never.status, 400) << never.body;
+  EXPECT_THAT(never.parsed()["error"]["message"].get<std::string>(), HasSubstr("128")) << never.body;
+  EXPECT_EQ(small.stop(), 0) << small.log();
 }
 
 TEST_F(ServeHttp, ClientDisconnectStopsItsGeneration) {
   // A stream of up to 4000 tokens (seconds on this model) whose client gives up after 0.3 s.
   const json body = chat_body("Go on forever", merged(kNoThink, {{"temperature", 0.8}, {"seed", 5}, {"max_tokens", 4000},
                                                                   {"stream", true}}));
+  const double pages_before = metrics(curl(*dir_, "GET", server_->url("/metrics")).body)["xelm_kv_pages_used"];
   const HttpReply cut = post("/v1/chat/completions", body, "--max-time 0.3");
   const SseEvents partial = parse_sse(cut.body);
   EXPECT_FALSE(partial.done) << "the whole answer arrived within 0.3 s; the test needs a longer one";
@@ -390,7 +457,15 @@ TEST_F(ServeHttp, ClientDisconnectStopsItsGeneration) {
   const std::string log = server_->log();
   ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(generation stopped after (\d+) tokens)")));
   EXPECT_LT(std::stoi(m[1]), 4000);
-  // The next request is served normally.
+  // Its pages are free again (it had nothing cached to keep), and the next request is served normally.
+  std::map<std::string, double> after;
+  for (int i = 0; i < 100; ++i) {
+    after = metrics(curl(*dir_, "GET", server_->url("/metrics")).body);
+    if (after["xelm_requests_processing"] == 0) break;
+    ::usleep(20 * 1000);
+  }
+  EXPECT_EQ(after["xelm_requests_processing"], 0);
+  EXPECT_LE(after["xelm_kv_pages_used"], pages_before);
   const json next = chat(chat_body("Still there?", merged(kNoThink, {{"max_tokens", 3}})));
   EXPECT_LE(next["usage"]["completion_tokens"].get<int>(), 3);
 }

@@ -13,14 +13,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/batch_scheduler.h"
 #include "runtime/chat_template.h"
+#include "runtime/dropped_span.h"
 #include "runtime/file_io.h"
 #include "runtime/gguf.h"
 #include "runtime/reply_stream.h"
 #include "runtime/synthetic_model.h"
 #include "runtime/tokenizer.h"
-#include "tools/xelm/serve/fifo_gate.h"
 #include "tools/xelm/serve/openai_api.h"
+#include "tools/xelm/serve/server_status.h"
 
 namespace xelm {
 namespace {
@@ -330,37 +332,54 @@ TEST_F(ServeReplyStreamTokens, RawCompletionKeepsEverything) {
   EXPECT_EQ(reply.reasoning(), "");
 }
 
-TEST(ServeFifoGate, ServesInArrivalOrderAndCloses) {
-  serve::FifoGate gate;
-  std::mutex order_mutex;
-  std::vector<int> order;
-  std::vector<std::thread> waiters;
-  {
-    std::optional<serve::FifoGate::Turn> first = gate.enter();
-    ASSERT_TRUE(first);
-    for (int i = 0; i < 5; ++i) {
-      waiters.emplace_back([&, i] {
-        uint64_t ahead = 0;
-        const auto turn = gate.enter(&ahead);
-        EXPECT_EQ(ahead, static_cast<uint64_t>(i + 1));
-        std::lock_guard lock(order_mutex);
-        order.push_back(i);
-      });
-      // Each waiter has its ticket before the next one starts.
-      while (gate.occupancy() != static_cast<uint64_t>(i + 2)) std::this_thread::yield();
-    }
-  }  // the first turn ends: the waiters go in ticket order
-  for (std::thread& t : waiters) t.join();
-  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
-  EXPECT_EQ(gate.occupancy(), 0u);
+// The next turn's prompt renders the answer without its thinking (Qwen3): the cached sequence
+// (prompt + generated) minus the dropped span is then exactly a prefix of it.
+TEST_F(ServeReplyStreamTokens, NextTurnPromptDropsTheThinkingSpanOnly) {
+  const ChatTemplate qwen3(ChatTemplateKind::Qwen3);
+  const serve::CompletionRequest request =
+      serve::parse_chat_request(R"({"messages": [{"role": "user", "content": "What is two plus two?"}]})", {});
+  const std::vector<int32_t> prompt = serve::build_prompt(request, qwen3, *tokenizer_, true);
+  std::vector<int32_t> cached = prompt;
+  const std::vector<int32_t> answer = tokenizer_->encode("<think>\nTwo and two make four.\n</think>\n\nIt is four.");
+  cached.insert(cached.end(), answer.begin(), answer.end());
+  ReplyStream reply(*tokenizer_, prompt, {});
+  for (int32_t token : answer) reply.push(token, tokenizer_->decode(std::vector<int32_t>{token}));
+  reply.finish();
+  const std::vector<int32_t> history = serve::next_turn_prompt(
+      request, {"assistant", reply.content(), reply.reasoning()}, qwen3, *tokenizer_, true);
+  const std::optional<DroppedSpan> span = find_dropped_span(cached, history);
+  ASSERT_TRUE(span);
+  EXPECT_EQ(span->begin, static_cast<int64_t>(prompt.size()));
+  EXPECT_EQ(span->end - span->begin,
+            static_cast<int64_t>(tokenizer_->encode("<think>\nTwo and two make four.\n</think>\n\n").size()));
+  EXPECT_EQ(span->end + span->kept, static_cast<int64_t>(cached.size()));  // the whole answer is kept
+  cached.erase(cached.begin() + span->begin, cached.begin() + span->end);
+  ASSERT_LE(cached.size(), history.size());
+  EXPECT_TRUE(std::equal(cached.begin(), cached.end(), history.begin()));
+}
 
-  std::optional<serve::FifoGate::Turn> held = gate.enter();
-  std::atomic<bool> turned_away{false};
-  std::thread late([&] { turned_away = !gate.enter().has_value(); });
-  while (gate.occupancy() != 2) std::this_thread::yield();
-  gate.close();
-  late.join();
-  EXPECT_TRUE(turned_away);
+TEST(ServeStatus, MetricsAndSlots) {
+  SchedulerStats stats;
+  stats.requests_finished = 7;
+  stats.generated_tokens = 100;
+  stats.busy_seconds = 4;
+  stats.kv_pages_used = 3;
+  stats.kv_pages_free = 5;
+  stats.kv_pages_total = 8;
+  stats.running = 1;
+  stats.slots.push_back({.slot = 1, .id = 42, .generating = true, .n_prompt = 10, .n_cached = 4, .n_generated = 6,
+                         .n_predict = 20, .sampling = SamplerParams{}});
+  const std::string text = serve::metrics_text(stats);
+  EXPECT_THAT(text, ::testing::HasSubstr("\nxelm_requests_total 7\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("\nxelm_tokens_per_second 25\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("# TYPE xelm_kv_pages_used gauge\nxelm_kv_pages_used 3\n"));
+  const nlohmann::json slots = serve::slots_json(stats, 2);
+  ASSERT_EQ(slots.size(), 2u);
+  EXPECT_EQ(slots[0]["state"], "idle");
+  EXPECT_EQ(slots[1]["id_task"], 42);
+  EXPECT_EQ(slots[1]["n_cached_tokens"], 4);
+  EXPECT_EQ(slots[1]["n_decoded"], 6);
+  EXPECT_FLOAT_EQ(slots[1]["params"]["temperature"].get<float>(), SamplerParams{}.temperature);
 }
 
 }  // namespace

@@ -1,16 +1,20 @@
 // cmd_serve.cpp — `xelm serve`: an OpenAI-compatible HTTP server (cpp-httplib) over one loaded model.
-// POST /v1/chat/completions and /v1/completions (whole answers or SSE streams), GET /v1/models and
-// GET /health. Requests are validated and tokenized on the HTTP threads, then use the model one at
-// a time in arrival order (FifoGate) through one shared Generator, so a conversation's next turn
-// reuses the KV cache of its common prefix. A client that goes away stops its generation: streams
-// notice at the next token's write, whole answers at the next whitespace heartbeat written ahead
-// of the JSON (legal JSON, and the only way to notice a closed socket without writing the body).
-// Request parsing and the JSON shapes live in serve/openai_api.h.
+// POST /v1/chat/completions and /v1/completions (whole answers or SSE streams), GET /v1/models,
+// /health, /metrics (Prometheus) and /slots. Requests are validated and tokenized on the HTTP
+// threads and handed to the batch scheduler (runtime/batch_scheduler.h), whose own thread runs up
+// to --parallel of them together in every forward step over one paged KV pool, with a prefix cache
+// across requests. Each request's tokens come back to its HTTP thread through an Exchange (reply
+// text split and stop strings matched on the scheduler thread, so a stop string ends the answer at
+// once). A client that goes away frees its pages at the next step: streams notice at the next
+// write, whole answers at the next whitespace heartbeat written ahead of the JSON (legal JSON, and
+// the only way to notice a closed socket without writing the body). Request parsing and the JSON
+// shapes live in serve/openai_api.h, /metrics and /slots in serve/server_status.h.
 #include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -24,6 +28,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include "runtime/batch_scheduler.h"
 #include "runtime/chat_template.h"
 #include "runtime/error.h"
 #include "runtime/generation.h"
@@ -34,8 +39,8 @@
 #include "tools/xelm/commands.h"
 #include "tools/xelm/engine_options.h"
 #include "tools/xelm/sampling_options.h"
-#include "tools/xelm/serve/fifo_gate.h"
 #include "tools/xelm/serve/openai_api.h"
+#include "tools/xelm/serve/server_status.h"
 
 namespace xelm::cli {
 namespace {
@@ -52,22 +57,38 @@ struct ServeOptions {
   int64_t max_tokens = 4096;
   size_t max_body_bytes = 4u << 20;
   int max_queue = 32;
+  int parallel = 4;
   bool no_think = false;
+  bool keep_thinking_kv = false;
   SamplerParams sampling;
 };
 
 // Tokens between whitespace heartbeats of a whole (non-stream) answer.
 constexpr int64_t kHeartbeatTokens = 8;
 
-// One validated request waiting for, or holding, the model.
-struct Job {
+// One request between its HTTP thread and the scheduler thread: the scheduler's callbacks push the
+// bytes to write and the end; the HTTP thread writes them and reports a client gone by `cancel`.
+struct Exchange {
+  Exchange(uint64_t number_, serve::CompletionRequest request_, std::vector<int32_t> prompt_,
+           serve::ResponseBuilder response_, const Tokenizer& tokenizer)
+      : number(number_),
+        request(std::move(request_)),
+        prompt(std::move(prompt_)),
+        response(std::move(response_)),
+        reply(tokenizer, prompt, {.split_reasoning = request.endpoint == Endpoint::ChatCompletions, .stop = request.stop}) {}
+
   uint64_t number;
   serve::CompletionRequest request;
   std::vector<int32_t> prompt;
-  int64_t n_predict;
-  SamplerParams sampling;
   serve::ResponseBuilder response;
-  std::chrono::steady_clock::time_point arrived;
+  ReplyStream reply;  // the scheduler thread's until `result` is set, then the HTTP thread's
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+
+  std::mutex mutex;  // guards the members below
+  std::condition_variable changed;
+  std::string out;             // SSE chunks not yet written
+  int64_t new_tokens = 0;      // tokens since the HTTP thread last looked (heartbeats)
+  std::optional<BatchResult> result;
 };
 
 void set_error(httplib::Response& res, const ApiError& e) {
@@ -81,7 +102,8 @@ class ApiServer {
       : options_(options), engine_(load_engine(options.engine, env)), sampling_flags_given_(sampling_flags_given) {
     tokenizer_ = Tokenizer::from_gguf(engine_.model->file());
     template_ = std::make_unique<ChatTemplate>(ChatTemplate::from_gguf(engine_.model->file()));
-    generator_ = std::make_unique<Generator>(*engine_.transformer, *tokenizer_);
+    scheduler_ = std::make_unique<BatchScheduler>(*engine_.transformer, *tokenizer_, options.parallel);
+    scheduler_thread_ = std::thread([this] { scheduler_->run(); });
     is_qwen3_ = template_->kind() == ChatTemplateKind::Qwen3;
     default_thinking_ = is_qwen3_ && !options.no_think;
     limits_.max_tokens = options.max_tokens;
@@ -89,6 +111,10 @@ class ApiServer {
     started_ = static_cast<int64_t>(std::time(nullptr));
     id_salt_ = static_cast<uint32_t>(std::random_device{}());
     route();
+  }
+  ~ApiServer() {
+    scheduler_->close();
+    scheduler_thread_.join();
   }
 
   // Binds and serves until stop(); false when the address cannot be bound.
@@ -98,6 +124,11 @@ class ApiServer {
     if (options_.host != "127.0.0.1" && options_.host != "localhost" && options_.host != "::1" && options_.api_key.empty()) {
       spdlog::warn("listening on {} without --api-key: anyone who can reach this address can use the model", options_.host);
     }
+    const KvPages& pages = engine_.transformer->kv_pages();
+    spdlog::info("KV cache: {} pages of {} positions ({:.1f} MiB), up to {} requests at once, {} positions each at most",
+                 pages.n_pages(), pages.page_size(),
+                 static_cast<double>(pages.n_pages()) * static_cast<double>(engine_.transformer->page_bytes()) / (1 << 20),
+                 options_.parallel, engine_.transformer->n_ctx());
     spdlog::info("listening on http://{}:{} (model {}, {}, context {} tokens{})", options_.host, port_, model_id_,
                  engine_.description, engine_.transformer->n_ctx(), options_.api_key.empty() ? "" : ", API key required");
     return true;
@@ -107,7 +138,7 @@ class ApiServer {
   // Turns away queued requests, ends the running generation and stops listening (from any thread).
   void stop() {
     stopping_ = true;
-    gate_.close();
+    scheduler_->close();
     http_.stop();
   }
 
@@ -127,8 +158,14 @@ class ApiServer {
       return httplib::Server::HandlerResponse::Handled;
     });
     http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      const nlohmann::json body = {{"status", "ok"}, {"requests_in_progress", gate_.occupancy()}};
+      const nlohmann::json body = {{"status", "ok"}, {"requests_in_progress", scheduler_->occupancy()}};
       res.set_content(serve::json_text(body), "application/json");
+    });
+    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(serve::metrics_text(scheduler_->stats()), "text/plain; version=0.0.4");
+    });
+    http_.Get("/slots", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(serve::json_text(serve::slots_json(scheduler_->stats(), scheduler_->parallel())), "application/json");
     });
     auto models = [this](const httplib::Request&, httplib::Response& res) {
       const nlohmann::json model = {{"id", model_id_}, {"object", "model"}, {"created", started_}, {"owned_by", "xelm"}};
@@ -178,8 +215,8 @@ class ApiServer {
     return options_.sampling;
   }
 
-  // Validates and tokenizes on the HTTP thread; the answer is produced by a content provider, which
-  // cpp-httplib calls on this same thread once the headers are out.
+  // Validates and tokenizes on the HTTP thread and hands the request to the scheduler; the answer is
+  // written by a content provider, which cpp-httplib calls on this same thread once the headers are out.
   void accept(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
     const uint64_t number = ++requests_;
     try {
@@ -195,34 +232,70 @@ class ApiServer {
       } catch (const Error& e) {
         throw ApiError(400, e.what());
       }
-      if (gate_.occupancy() >= static_cast<uint64_t>(options_.max_queue)) {
-        throw ApiError(503, fmt::format("the server is busy ({} requests in progress or waiting); try again later", gate_.occupancy()),
+      if (stopping_) throw ApiError(503, "the server is shutting down", "", "server_shutting_down");
+      if (scheduler_->occupancy() >= static_cast<size_t>(options_.max_queue)) {
+        throw ApiError(503, fmt::format("the server is busy ({} requests in progress or waiting); try again later",
+                                        scheduler_->occupancy()),
                        "", "server_busy");
       }
-      const bool stream = request.stream;
       const char* prefix = endpoint == Endpoint::ChatCompletions ? "chatcmpl" : "cmpl";
-      auto job = std::make_shared<Job>(Job{
-          .number = number,
-          .request = std::move(request),
-          .prompt = std::move(prompt),
-          .n_predict = n_predict,
-          .sampling = sampling,
-          .response = serve::ResponseBuilder(endpoint, fmt::format("{}-{:08x}{:06d}", prefix, id_salt_, number),
-                                             static_cast<int64_t>(std::time(nullptr)), model_id_),
-          .arrived = std::chrono::steady_clock::now()});
+      auto ex = std::make_shared<Exchange>(number, std::move(request), std::move(prompt),
+                                           serve::ResponseBuilder(endpoint, fmt::format("{}-{:08x}{:06d}", prefix, id_salt_, number),
+                                                                  static_cast<int64_t>(std::time(nullptr)), model_id_),
+                                           *tokenizer_);
+      submit(ex, n_predict, sampling);
+      const bool stream = ex->request.stream;
       if (stream) res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider(stream ? "text/event-stream" : "application/json",
-                                       [this, job](size_t, httplib::DataSink& sink) { return run(*job, sink); });
+      res.set_chunked_content_provider(
+          stream ? "text/event-stream" : "application/json", [this, ex](size_t, httplib::DataSink& sink) { return run(*ex, sink); },
+          [ex](bool success) {
+            if (!success) *ex->cancel = true;  // the answer was not (all) written: stop generating it
+          });
     } catch (const ApiError& e) {
       spdlog::info("request {}: {} {}", number, e.status(), replace_invalid_utf8(e.what()));  // may quote the body
       set_error(res, e);
     }
   }
 
-  // Waits for the model, generates and writes the answer. Returns false when the client went away
+  // Queues the request with callbacks that run on the scheduler thread.
+  void submit(const std::shared_ptr<Exchange>& ex, int64_t n_predict, const SamplerParams& sampling) {
+    BatchRequest batch{
+        .id = ex->number,
+        .prompt = ex->prompt,
+        .n_predict = n_predict,
+        .sampling = sampling,
+        .on_token =
+            [this, ex](int32_t token, std::string_view text) {
+              const ReplyDelta delta = ex->reply.push(token, text);
+              {
+                std::lock_guard lock(ex->mutex);
+                if (ex->request.stream && !delta.empty()) ex->out += serve::sse_event(ex->response.delta_chunk(delta));
+                if (token >= 0) ++ex->new_tokens;
+              }
+              ex->changed.notify_all();
+              return !ex->cancel->load() && !ex->reply.stopped() && !stopping_.load();
+            },
+        .on_done =
+            [ex](const BatchResult& result) {
+              {
+                std::lock_guard lock(ex->mutex);
+                ex->result = result;
+              }
+              ex->changed.notify_all();
+            },
+        .cancel = ex->cancel};
+    try {
+      scheduler_->submit(std::move(batch));
+    } catch (const Error& e) {
+      if (stopping_) throw ApiError(503, "the server is shutting down", "", "server_shutting_down");
+      throw ApiError(400, e.what(), ex->request.max_tokens ? "max_tokens" : "", "context_length_exceeded");
+    }
+  }
+
+  // Writes the answer as the scheduler produces it. Returns false when the client went away
   // (cpp-httplib then closes the connection).
-  bool run(const Job& job, httplib::DataSink& sink) {
-    const bool stream = job.request.stream;
+  bool run(Exchange& ex, httplib::DataSink& sink) {
+    const bool stream = ex.request.stream;
     bool client_gone = false;
     auto write = [&](std::string_view data) {
       if (!client_gone && !sink.write(data.data(), data.size())) client_gone = true;
@@ -235,65 +308,63 @@ class ApiServer {
       return true;
     };
 
-    uint64_t ahead = 0;
-    const std::optional<serve::FifoGate::Turn> turn = gate_.enter(&ahead);
-    if (!turn) return fail(ApiError(503, "the server is shutting down", "", "server_shutting_down"));
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - job.arrived).count();
-    if (ahead > 0) spdlog::info("request {}: waited {:.2f} s for {} request(s) ahead", job.number, waited, ahead);
-    spdlog::info("request {}: started: prompt {} tokens, at most {} to generate{}", job.number, job.prompt.size(),
-                 job.n_predict, stream ? ", streamed" : "");
-
-    const serve::ResponseBuilder& response = job.response;
-    Sampler sampler(job.sampling);
-    ReplyStream reply(*tokenizer_, job.prompt,
-                      {.split_reasoning = job.request.endpoint == Endpoint::ChatCompletions, .stop = job.request.stop});
+    const serve::ResponseBuilder& response = ex.response;
     if (stream) {
       if (const nlohmann::json first = response.first_chunk(); !first.is_null()) write(serve::sse_event(first));
     }
     int64_t tokens_since_heartbeat = 0;
-    GenerationResult result;
-    try {
-      result = generator_->generate(
-          job.prompt, job.n_predict, sampler,
-          [&](int32_t token, std::string_view text) {
-            if (client_gone) return false;
-            const ReplyDelta delta = reply.push(token, text);
-            if (stream) {
-              if (!delta.empty()) write(serve::sse_event(response.delta_chunk(delta)));
-            } else if (++tokens_since_heartbeat >= kHeartbeatTokens) {
-              tokens_since_heartbeat = 0;
-              write(" ");
-            }
-            return !client_gone && !reply.stopped() && !stopping_.load();
-          });
-    } catch (const std::exception& e) {
-      spdlog::error("request {}: generation failed: {}", job.number, e.what());
-      return fail(ApiError(500, std::string("generation failed: ") + e.what()));
+    BatchResult result;
+    for (;;) {
+      std::string out;
+      int64_t new_tokens = 0;
+      std::optional<BatchResult> done;
+      {
+        std::unique_lock lock(ex.mutex);
+        ex.changed.wait(lock, [&] { return !ex.out.empty() || ex.new_tokens > 0 || ex.result.has_value(); });
+        out.swap(ex.out);
+        std::swap(new_tokens, ex.new_tokens);
+        done = ex.result;
+      }
+      if (!out.empty()) write(out);
+      if (!stream && (tokens_since_heartbeat += new_tokens) >= kHeartbeatTokens) {
+        tokens_since_heartbeat = 0;
+        write(" ");
+      }
+      if (client_gone) *ex.cancel = true;  // the scheduler frees its pages at the next step
+      if (done) {
+        result = *done;
+        break;
+      }
     }
     if (client_gone) {
-      spdlog::warn("request {}: the client disconnected; generation stopped after {} tokens", job.number, result.n_generated);
+      spdlog::warn("request {}: the client disconnected; generation stopped after {} tokens", ex.number, result.n_generated);
       return false;
     }
-    const bool stop_string = reply.stopped();
-    if (stopping_ && result.stop == StopReason::Callback && !stop_string) {
-      spdlog::info("request {}: stopped after {} tokens by the shutdown", job.number, result.n_generated);
+    if (!result.error.empty()) {
+      spdlog::error("request {}: generation failed: {}", ex.number, result.error);
+      return fail(ApiError(500, "generation failed: " + result.error));
+    }
+    const bool stop_string = ex.reply.stopped();
+    if (stopping_ && (result.stop == StopReason::Cancelled || (result.stop == StopReason::Callback && !stop_string))) {
+      spdlog::info("request {}: stopped after {} tokens by the shutdown", ex.number, result.n_generated);
       return fail(ApiError(503, "the server is shutting down", "", "server_shutting_down"));
     }
-    const ReplyDelta tail = reply.finish();
+    const ReplyDelta tail = ex.reply.finish();
+    evict_thinking(ex);  // before the answer is out: the next turn must find the cache ready
     const serve::Usage usage{.prompt_tokens = result.n_prompt,
-                             .cached_tokens = result.n_prompt - result.n_prompt_new,
+                             .cached_tokens = result.n_cached,
                              .completion_tokens = result.n_generated};
     const std::string_view finish = serve::finish_reason(result.stop, stop_string);
     if (stream) {
       if (!tail.empty()) write(serve::sse_event(response.delta_chunk(tail)));
       write(serve::sse_event(response.final_chunk(finish)));
-      if (job.request.include_usage) write(serve::sse_event(response.usage_chunk(usage)));
+      if (ex.request.include_usage) write(serve::sse_event(response.usage_chunk(usage)));
       write(serve::kSseDone);
     } else {
-      write(serve::json_text(response.complete(reply.reasoning(), reply.content(), finish, usage)));
+      write(serve::json_text(response.complete(ex.reply.reasoning(), ex.reply.content(), finish, usage)));
     }
     spdlog::info("request {}: prompt {} tokens ({} cached), answer {} tokens in {:.2f} s ({:.1f} tok/s), finish {}",
-                 job.number, usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens,
+                 ex.number, usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens,
                  result.prompt_seconds + result.generate_seconds,
                  result.generate_seconds > 0 ? static_cast<double>(result.n_generated) / result.generate_seconds : 0.0, finish);
     if (client_gone) return false;
@@ -301,14 +372,27 @@ class ApiServer {
     return true;
   }
 
+  // Qwen3's template drops this answer's thinking from later turns: the cached sequence drops it too
+  // (unless --keep-thinking-kv), so the conversation's next turn continues the cache.
+  void evict_thinking(const Exchange& ex) {
+    if (options_.keep_thinking_kv || !is_qwen3_ || ex.request.endpoint != Endpoint::ChatCompletions) return;
+    try {
+      const ChatMessage answer{"assistant", ex.reply.content(), ex.reply.reasoning()};
+      scheduler_->evict_dropped_span(ex.number, serve::next_turn_prompt(ex.request, answer, *template_, *tokenizer_,
+                                                                        default_thinking_));
+    } catch (const std::exception& e) {
+      spdlog::debug("request {}: no thinking eviction: {}", ex.number, e.what());
+    }
+  }
+
   const ServeOptions& options_;
   Engine engine_;
   bool sampling_flags_given_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ChatTemplate> template_;
-  std::unique_ptr<Generator> generator_;  // one for all requests: its KV cache keeps the last prompt
+  std::unique_ptr<BatchScheduler> scheduler_;
+  std::thread scheduler_thread_;  // runs scheduler_: every forward step, and the requests' callbacks
   serve::RequestLimits limits_;
-  serve::FifoGate gate_;
   bool is_qwen3_ = false, default_thinking_ = false;
   std::string model_id_;
   int64_t started_ = 0;
@@ -393,6 +477,14 @@ Subcommand add_serve_command(CLI::App& app) {
       ->check(CLI::Range(1024, 1 << 30))->capture_default_str();
   cmd->add_option("--max-queue", o->max_queue, "Most requests in progress or waiting; more get 503")
       ->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_option("--parallel", o->parallel,
+                  "-np: most requests generating at once (each step decodes a token for each); -c is the KV cache positions "
+                  "they share, as one pool")
+      ->check(CLI::Range(1, 1024))->capture_default_str();
+  cmd->add_flag("--keep-thinking-kv", o->keep_thinking_kv,
+                "Keep an answer's thinking in the KV cache (by default it is evicted once the answer is done, as the "
+                "template drops it from later turns: the next turn then reuses the answer's cache, computed with the "
+                "thinking in view, so close to but not exactly a fresh prefill)");
   cmd->add_flag("--no-think", o->no_think, "Qwen3: answer without thinking unless a request sets enable_thinking");
   o->sampling = SamplerParams::qwen3_thinking();
   add_sampling_options(*cmd, o->sampling, "--seed");

@@ -281,6 +281,14 @@ std::vector<int32_t> build_prompt(const CompletionRequest& request, const ChatTe
   }
 }
 
+std::vector<int32_t> next_turn_prompt(const CompletionRequest& request, const ChatMessage& answer,
+                                      const ChatTemplate& chat_template, const Tokenizer& tokenizer, bool default_thinking) {
+  CompletionRequest next = request;
+  next.messages.push_back(answer);
+  next.messages.push_back({"user", "", ""});
+  return build_prompt(next, chat_template, tokenizer, default_thinking);
+}
+
 int64_t tokens_to_generate(const CompletionRequest& request, int64_t n_prompt, int64_t n_ctx, const RequestLimits& limits) {
   if (n_prompt >= n_ctx) {
     throw ApiError(400,

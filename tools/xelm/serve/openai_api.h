@@ -87,6 +87,13 @@ CompletionRequest parse_completion_request(std::string_view body, const RequestL
 std::vector<int32_t> build_prompt(const CompletionRequest& request, const ChatTemplate& chat_template,
                                   const Tokenizer& tokenizer, bool default_thinking);
 
+// A chat conversation's next prompt once `answer` (reasoning and content as the reply stream split
+// them) joins it and another user message follows (its content empty): what the template makes of
+// the answer as an earlier turn (Qwen3 drops its thinking). Compared with the cached sequence to
+// find the span to evict. Throws ApiError as build_prompt does.
+std::vector<int32_t> next_turn_prompt(const CompletionRequest& request, const ChatMessage& answer,
+                                      const ChatTemplate& chat_template, const Tokenizer& tokenizer, bool default_thinking);
+
 // The tokens to generate at most: max_tokens, else the endpoint's default. Throws ApiError (400,
 // code context_length_exceeded) when the prompt leaves no room in the context, or the prompt plus
 // an explicit max_tokens does not fit.
