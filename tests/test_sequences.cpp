@@ -455,7 +455,7 @@ TEST(ThinkingEviction, TheNextTurnContinuesTheCacheAndMatchesAFreshPrefill) {
 INSTANTIATE_TEST_SUITE_P(Backends, SequencesTest,
                          ::testing::Values(Config{"ref", true}, Config{"avx2", true}, Config{"opencl", false},
                                            Config{"split", false}),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& param_info) { return param_info.param.name; });
 
 }  // namespace
 }  // namespace xelm
