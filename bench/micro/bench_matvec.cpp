@@ -2,8 +2,9 @@
 // Qwen3-0.6B FFN shapes 1024×3072 and 3072×1024: the matrix-vector product (one token, the decode
 // case) reports weight bytes per second (SetBytesProcessed), since decode is bound by reading the
 // weights (and, as matvec_head, at the output head's 1024×151936, which streams from DRAM); the
-// 64- and 512-token matrix-matrix products (prompt processing; 512 as in pp512) report multiply-adds
-// per second (counter "MAC/s"), since they are bound by arithmetic.
+// 2-, 4- and 8-token products (a decode step of that many sequences together) and the 64- and
+// 512-token matrix-matrix products (prompt processing; 512 as in pp512) report multiply-adds per
+// second (counter "MAC/s"), since they are bound by arithmetic.
 // Threads: XELM_BENCH_THREADS (default: one per physical core); kernel ISA: XELM_BENCH_ISA (auto,
 // avx2, avxvnni, avx512; default auto, the best the CPU has). For A/B comparisons of kernels on a
 // shared machine, XELM_BENCH_THREADS=1 and the CPU-time column are the steadiest figures.
@@ -82,7 +83,7 @@ void register_all() {
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
                         GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
                         GgmlType::Q6_K}) {
-    for (const int64_t n_tokens : {1, 64, 512}) {
+    for (const int64_t n_tokens : {1, 2, 4, 8, 64, 512}) {
       const std::string name = (n_tokens == 1 ? std::string("matvec/") : "matmul" + std::to_string(n_tokens) + "/") +
                                std::string(xelm::type_traits(type).name);
       benchmark::RegisterBenchmark(name.c_str(), BM_Product, type, n_tokens)

@@ -164,11 +164,9 @@ class Avx2Backend final : public CpuBackendBase {
       xq = dst;
     }
     const float* b = bias != nullptr ? wt(*bias).dense.data() : nullptr;
-    // Prompt processing: whole panels of output rows through the panel kernel (chunks of the pool
-    // are whole panels), the rest through the dot kernel; float weights take their panels for every
-    // batch size (batch invariance, kernels.h).
-    const bool panels = weight.panel_kernel != nullptr &&
-                        (n >= avx2::kPanelMinRows || avx2::panels_for_every_batch(w.type()));
+    // Batches from panel_min_rows: whole panels of output rows through the panel kernel (chunks of
+    // the pool are whole panels), the rest through the dot kernel (kernels.h).
+    const bool panels = weight.panel_kernel != nullptr && n >= avx2::panel_min_rows(w.type());
     pool_.parallel_for(w.out_features(), [&](int64_t o_begin, int64_t o_end) {
       const int64_t n_panels = panels ? (o_end - o_begin) / avx2::kPanelRows : 0;
       if (n_panels > 0) {

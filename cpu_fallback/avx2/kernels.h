@@ -40,12 +40,11 @@ using DotKernel = void (*)(const uint8_t* w_row, const uint8_t* x, size_t x_stri
 // every ISA).
 inline DotKernel dot_kernel(GgmlType weight_type, CpuIsa isa);
 
-// Prompt processing (gemm_kernels.cpp): products with at least kPanelMinRows activation rows take
-// panels of kPanelRows consecutive weight rows, packed on the fly, where there is a PanelKernel
-// (every type; float rows a multiple of 8 long); the remaining out % kPanelRows rows, decode and
-// odd float widths take the DotKernel (float panel rows: see panels_for_every_batch).
+// Products with at least panel_min_rows(type) activation rows (gemm_kernels.cpp) take panels of
+// kPanelRows consecutive weight rows, packed on the fly, where there is a PanelKernel (every type;
+// float rows a multiple of 8 long); the remaining out % kPanelRows rows, smaller batches and odd
+// float widths take the DotKernel.
 inline constexpr int64_t kPanelRows = 8;
-inline constexpr int64_t kPanelMinRows = 8;
 
 // Batch invariance (continuous batching): an output of a product is bit-identical whatever other
 // activation rows share the batch. Activations are quantized per row; each kernel computes an output
@@ -53,8 +52,19 @@ inline constexpr int64_t kPanelMinRows = 8;
 // same float steps per output (bias, then block by block: simd_util.h add_block*). The float types'
 // dot kernel sums in another order (lanes = elements), so their panel rows take the panel kernel for
 // every batch size, decode included.
-inline bool panels_for_every_batch(GgmlType weight_type) {
-  return weight_type == GgmlType::F32 || weight_type == GgmlType::F16 || weight_type == GgmlType::BF16;
+//
+// So the kernel for a batch size is a speed choice only: the smallest batch for which panels beat
+// the dot kernel's tiles of kMaxTileRows, per type (xelm_microbench matmul2/matmul4 vs matmul8,
+// 1 thread, 1024x3072, on a Xeon with AVX-512 VNNI: the 32-element types' panels are 1.5-2.6x
+// faster from 2 rows; Q4_K/Q5_K's from 4 rows, 1.1-1.2x; Q2_K, Q3_K and Q6_K's dot tiles stay as
+// fast or faster up to 4).
+inline int64_t panel_min_rows(GgmlType weight_type) {
+  switch (weight_type) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: return 1;
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0: return 2;
+    case GgmlType::Q4_K: case GgmlType::Q5_K: return 4;
+    default: return 8;
+  }
 }
 
 // y[t][o] = dot(weight row o, activation row t) + bias[o] for o < kPanelRows * n_panels, t < n_rows.
