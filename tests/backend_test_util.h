@@ -82,7 +82,6 @@ inline std::vector<float> download(Backend& b, const Activation& a) {
   return out;
 }
 
-// Whether this CPU can run the AVX2 backend (cpu::make_avx2_backend needs all three).
 // The small synthetic model the whole-model CPU tests share: 4 layers, n_embd 256, 4/2 heads × 64,
 // n_ff 512, vocab 1000, context 256, matrices of `weight_type`.
 inline SyntheticModelSpec small_model_spec(GgmlType weight_type) {
@@ -99,6 +98,7 @@ inline SyntheticModelSpec small_model_spec(GgmlType weight_type) {
   return spec;
 }
 
+// Whether this CPU can run the AVX2 backend (cpu::make_avx2_backend needs all three).
 inline bool has_avx2() {
   const cpu::CpuFeatures& f = cpu::cpu_features();
   return f.avx2 && f.fma && f.f16c;
