@@ -19,9 +19,13 @@
 
 #define ATTN_DIMS_PER_ITEM ((ATTN_MAX_HEAD_DIM + ATTN_WG - 1) / ATTN_WG)
 
+// Pages are a power of two rows (KvBatch::page_size): a position's page and offset are a shift and a
+// mask (Intel GPUs emulate integer division in a few dozen instructions).
+inline int kv_page_offset(int p, int page_size) { return p & (page_size - 1); }
+
 // The cache row of key position p, through a block table of pages of page_size rows.
 inline ulong kv_row(global const int* table, int p, int page_size) {
-  return (ulong)table[p / page_size] * (ulong)page_size + (ulong)(p % page_size);
+  return (ulong)table[p >> popcount(page_size - 1)] * (ulong)page_size + (ulong)kv_page_offset(p, page_size);
 }
 
 inline float kv_load_f32(global const uchar* cache, ulong idx) { return ((global const float*)cache)[idx]; }
@@ -95,7 +99,7 @@ inline float4 kv_load4_q8_0(global const uchar* cache, ulong idx) {
           float a = acc[i] * correction;                                                                 \
           for (int j = 0; j < n_tile;) { /* the tile's keys page by page */                              \
             const int p = tile + j;                                                                      \
-            const int in_page = min(n_tile - j, page_size - p % page_size);                              \
+            const int in_page = min(n_tile - j, page_size - kv_page_offset(p, page_size));                              \
             const ulong v_base = kv_row(table, p, page_size) * (ulong)kv_width + (ulong)kv_h * (ulong)head_dim + d; \
             for (int e = 0; e < in_page; ++e, ++j) a += scores[j] * kv_load_##KV(v_cache, v_base + (ulong)e * kv_width); \
           }                                                                                              \

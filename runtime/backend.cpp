@@ -3,6 +3,7 @@
 #include "runtime/backend.h"
 
 #include <atomic>
+#include <bit>
 
 #include <spdlog/fmt/fmt.h>
 
@@ -50,9 +51,10 @@ void require_rope(const Activation& x, int64_t n_heads, int64_t head_dim, const 
 // pages lie in the cache.
 void require_batch(const KvCacheLayer& cache, const KvBatch& batch, int64_t rows, const char* op) {
   require(batch.rows() == rows && batch.slots.size() == batch.positions.size() &&
-              batch.run_of_row.size() == batch.positions.size() && batch.page_size > 0,
+              batch.run_of_row.size() == batch.positions.size(),
           op, fmt::format("a batch of {} rows for {} rows", batch.rows(), rows));
-  const int64_t cache_pages = cache.n_ctx() / batch.page_size;
+  require(batch.page_size > 0 && (batch.page_size & (batch.page_size - 1)) == 0, op,
+          fmt::format("pages of {} rows (a power of two is required)", batch.page_size));
   int64_t next_row = 0;
   for (const KvRun& run : batch.runs) {
     require(run.row0 == next_row && run.n_rows > 0 && run.pos0 >= 0 && run.table >= 0 &&
@@ -61,10 +63,16 @@ void require_batch(const KvCacheLayer& cache, const KvBatch& batch, int64_t rows
             op,
             fmt::format("run of {} rows at row {} position {} with {} pages at {} of {}", run.n_rows, run.row0,
                         run.pos0, run.n_pages, run.table, batch.pages.size()));
+    // Every page of the table lies in the pool; the one holding the run's last position need only hold
+    // the rows up to it (a contiguous batch's one page may be larger than a small cache).
+    const int64_t last_page = (run.pos0 + run.n_rows - 1) / batch.page_size;
     for (int64_t i = 0; i < run.n_pages; ++i) {
       const int32_t page = batch.pages[static_cast<size_t>(run.table + i)];
-      require(page >= 0 && page < cache_pages, op,
-              fmt::format("page {} outside the cache's {} pages of {} rows", page, cache_pages, batch.page_size));
+      const int64_t used = i == last_page ? (run.pos0 + run.n_rows - 1) % batch.page_size + 1 : batch.page_size;
+      const int64_t first_row = static_cast<int64_t>(page) * batch.page_size;
+      require(page >= 0 && first_row + used <= cache.n_ctx(), op,
+              fmt::format("page {} (rows {}..{}) outside the cache's {} rows", page, first_row, first_row + used - 1,
+                          cache.n_ctx()));
     }
     next_row += run.n_rows;
   }
@@ -128,7 +136,7 @@ void KvBatch::finish() {
 
 KvBatch KvBatch::contiguous(int64_t pos0, int64_t n) {
   KvBatch batch;
-  batch.page_size = pos0 + n;
+  batch.page_size = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(pos0 + n)));
   const int32_t page0 = 0;
   batch.add_run(pos0, n, std::span<const int32_t>(&page0, 1));
   batch.finish();

@@ -80,7 +80,7 @@ struct KvRun {
 };
 
 struct KvBatch {
-  int64_t page_size = 1;
+  int64_t page_size = 1;           // a power of two (device kernels find a page by a shift, not a division)
   std::vector<KvRun> runs;
   std::vector<int32_t> pages;      // block tables of the runs' sequences, concatenated
   std::vector<int32_t> positions;  // [n] position of row t in its sequence
@@ -100,7 +100,8 @@ struct KvBatch {
   // positions, slots and run_of_row); call finish() after the last run.
   void add_run(int64_t pos0, int64_t n, std::span<const int32_t> block_table);
   void finish();  // assigns a fresh id
-  // One sequence stored contiguously from cache row 0 (position p in row p): rows at pos0 .. pos0+n-1.
+  // One sequence stored contiguously from cache row 0 (position p in row p): rows at pos0 .. pos0+n-1,
+  // in one page of the next power of two at least pos0 + n (only the rows up to pos0 + n - 1 are used).
   static KvBatch contiguous(int64_t pos0, int64_t n);
 };
 

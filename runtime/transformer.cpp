@@ -19,8 +19,8 @@ namespace {
 int64_t pool_pages(const ModelConfig& c, const TransformerOptions& options) {
   if (options.n_ctx < 1) throw Error(fmt::format("context size must be at least 1 (got {})", options.n_ctx));
   if (options.n_batch < 1) throw Error(fmt::format("batch size must be at least 1 (got {})", options.n_batch));
-  if (options.kv_page_size < 1 || options.kv_page_size > 4096) {
-    throw Error(fmt::format("KV page size must be 1 to 4096 positions (got {})", options.kv_page_size));
+  if (options.kv_page_size < 1 || options.kv_page_size > 4096 || (options.kv_page_size & (options.kv_page_size - 1)) != 0) {
+    throw Error(fmt::format("KV page size must be a power of two from 1 to 4096 positions (got {})", options.kv_page_size));
   }
   if (options.kv_type != GgmlType::F16 && options.kv_type != GgmlType::F32 && options.kv_type != GgmlType::Q8_0) {
     throw Error(fmt::format("KV cache type {} is not supported (use f16, f32 or q8_0)", type_traits(options.kv_type).name));

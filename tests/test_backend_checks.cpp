@@ -62,15 +62,16 @@ TEST(BackendChecks, EveryOpRejectsMisshapedCallsOnEveryBackend) {
     std::vector<float> floats(7);
     const std::vector<int32_t> tokens = {3, 16};  // 16 is past the table's 16 rows
     // Paged batches over the cache's 2 pages of 4 rows: a block table naming page 2; a run at positions
-    // 3..4 with a table of one page; one row for activations of two.
-    auto paged = [](int64_t pos0, int64_t n, std::vector<int32_t> table) {
+    // 3..4 with a table of one page; one row for activations of two; pages of 3 rows.
+    auto paged = [](int64_t pos0, int64_t n, std::vector<int32_t> table, int64_t page_size = 4) {
       KvBatch batch;
-      batch.page_size = 4;
+      batch.page_size = page_size;
       batch.add_run(pos0, n, table);
       batch.finish();
       return batch;
     };
-    const KvBatch past_pool = paged(0, 2, {1, 2}), past_table = paged(3, 2, {1}), one_row = paged(0, 1, {0});
+    const KvBatch past_pool = paged(0, 2, {1, 2}), past_table = paged(3, 2, {1}), one_row = paged(0, 1, {0}),
+                  pages_of_3 = paged(0, 2, {0}, 3);
     std::vector<uint8_t> bytes_128(128), bytes_64(64);  // 2 and 1 rows of 2 × 16 halves
 
     expect_rejected(b, [&] { b.write(*x, floats); }, "write", "7 floats into [2, 64]");
@@ -87,18 +88,20 @@ TEST(BackendChecks, EveryOpRejectsMisshapedCallsOnEveryBackend) {
     expect_rejected(b, [&] { b.rope(*q, 4, 15, 0, 10000.0f); }, "rope", "4 heads of 15 dims");
     expect_rejected(b, [&] { b.rope(*q, 4, 16, one_row, 10000.0f); }, "rope", "a batch of 1 rows for [2, 64]");
     expect_rejected(b, [&] { b.store_kv(*cache, *kv_wide, *kv, 0); }, "store_kv", "for a cache of width 32");
-    // Positions 7..8 from row 0 need one page of 9 rows, more than the cache's 8.
+    // Positions 7..8 from row 0 need rows 0..8 of one page, more than the cache's 8.
     expect_rejected(b, [&] { b.store_kv(*cache, *kv, *kv, 7); }, "store_kv",
-                    "page 0 outside the cache's 0 pages of 9 rows");
+                    "page 0 (rows 0..8) outside the cache's 8 rows");
     expect_rejected(b, [&] { b.store_kv(*cache, *kv, *kv, past_pool); }, "store_kv",
-                    "page 2 outside the cache's 2 pages of 4 rows");
+                    "page 2 (rows 8..11) outside the cache's 8 rows");
     expect_rejected(b, [&] { b.store_kv(*cache, *kv, *kv, one_row); }, "store_kv", "a batch of 1 rows for 2 rows");
+    expect_rejected(b, [&] { b.store_kv(*cache, *kv, *kv, pages_of_3); }, "store_kv",
+                    "pages of 3 rows (a power of two is required)");
     expect_rejected(b, [&] { b.attention(*q, *cache, 7, shape, *q); }, "attention",
-                    "page 0 outside the cache's 0 pages of 9 rows");
+                    "page 0 (rows 0..8) outside the cache's 8 rows");
     expect_rejected(b, [&] { b.attention(*q, *cache, past_table, shape, *q); }, "attention",
                     "run of 2 rows at row 0 position 3 with 1 pages at 0 of 1");
     expect_rejected(b, [&] { b.attention(*q, *cache, past_pool, shape, *q); }, "attention",
-                    "page 2 outside the cache's 2 pages of 4 rows");
+                    "page 2 (rows 8..11) outside the cache's 8 rows");
     expect_rejected(b, [&] { b.read_kv_rows(*cache, 7, 2, bytes_128, bytes_128); }, "read_kv_rows",
                     "rows 7..8 (128 and 128 bytes) of a cache of 8 rows");
     expect_rejected(b, [&] { b.write_kv_rows(*cache, 0, 2, bytes_128, bytes_64); }, "write_kv_rows",
@@ -113,10 +116,10 @@ TEST(BackendChecks, EveryOpRejectsMisshapedCallsOnEveryBackend) {
     const Product wide[] = {{weight.get(), nullptr, y_wide.get()}};
     expect_rejected(b, [&] { b.norm_matmul(*x, *norm_w, 1e-6f, *h, wide); }, "norm_matmul", "-> y [2, 17]");
     expect_rejected(b, [&] { b.rope_store_kv(*q, *kv, *kv, head_norm_w.get(), nullptr, 1e-6f, *cache, 7, shape, 1e4f); },
-                    "rope_store_kv", "page 0 outside the cache's 0 pages of 9 rows");
+                    "rope_store_kv", "page 0 (rows 0..8) outside the cache's 8 rows");
     expect_rejected(
         b, [&] { b.rope_store_kv(*q, *kv, *kv, nullptr, nullptr, 1e-6f, *cache, past_pool, shape, 1e4f); },
-        "rope_store_kv", "page 2 outside the cache's 2 pages of 4 rows");
+        "rope_store_kv", "page 2 (rows 8..11) outside the cache's 8 rows");
     expect_rejected(b, [&] { b.rope_store_kv(*q, *kv, *kv, norm_w.get(), nullptr, 1e-6f, *cache, 0, shape, 1e4f); },
                     "rope_store_kv", "per-head norm of 64 values for heads of 16");
     expect_rejected(b, [&] { b.matmul_add(*weight, *x, *y_wide, *y_wide); }, "matmul_add", "-> y [2, 17]");
