@@ -250,7 +250,8 @@ void Transformer::evict(SeqId seq, int64_t begin, int64_t end) {
   const auto caches = layer_caches();
   std::vector<std::vector<uint8_t>> keys(caches.size()), values(caches.size());
   for (size_t l = 0; l < caches.size(); ++l) {
-    auto [backend, cache] = caches[l];
+    Backend* backend = caches[l].first;
+    KvCacheLayer* cache = caches[l].second;
     keys[l].resize(static_cast<size_t>(n_move) * row_size);
     values[l].resize(keys[l].size());
     for_row_runs(end, n_move, [&](int64_t row, int64_t i, int64_t n) {
@@ -290,7 +291,8 @@ void Transformer::evict(SeqId seq, int64_t begin, int64_t end) {
   }
   copy_pages(copies);
   for (size_t l = 0; l < caches.size(); ++l) {
-    auto [backend, cache] = caches[l];
+    Backend* backend = caches[l].first;
+    KvCacheLayer* cache = caches[l].second;
     for_row_runs(begin, n_move, [&](int64_t row_index, int64_t i, int64_t n) {
       const auto at = static_cast<size_t>(i) * row_size, bytes = static_cast<size_t>(n) * row_size;
       backend->write_kv_rows(*cache, row_index, n, std::span<const uint8_t>(keys[l]).subspan(at, bytes),
