@@ -262,26 +262,14 @@ void Transformer::evict(SeqId seq, int64_t begin, int64_t end) {
   }
   // Keys were rotated for position p and now sit at p - shift: rotate them by -shift (NEOX pairs,
   // the angles of runtime/rope.h), through fp32 and back to the cache's type.
-  const std::vector<float> inv_freq = rope_inv_freq(c.head_dim, c.rope_freq_base);
   const int64_t half = c.head_dim / 2;
-  std::vector<float> cos_d(static_cast<size_t>(half)), sin_d(static_cast<size_t>(half)), row(static_cast<size_t>(width));
-  for (int64_t i = 0; i < half; ++i) {
-    const float theta = rope_angle(-shift, inv_freq[static_cast<size_t>(i)]);
-    cos_d[static_cast<size_t>(i)] = std::cos(theta);
-    sin_d[static_cast<size_t>(i)] = std::sin(theta);
-  }
+  std::vector<float> cos_d, sin_d, row(static_cast<size_t>(width));
+  rope_cos_sin(-shift, rope_inv_freq(c.head_dim, c.rope_freq_base), cos_d, sin_d);
   for (auto& layer_keys : keys) {
     for (int64_t r = 0; r < n_move; ++r) {
       uint8_t* stored = layer_keys.data() + static_cast<size_t>(r) * row_size;
       dequantize_row(kv_type_, stored, row.data(), width);
-      for (int64_t h = 0; h < c.n_head_kv; ++h) {
-        float* a = row.data() + h * c.head_dim;
-        for (int64_t i = 0; i < half; ++i) {
-          const float x = a[i], y = a[i + half];
-          a[i] = x * cos_d[static_cast<size_t>(i)] - y * sin_d[static_cast<size_t>(i)];
-          a[i + half] = x * sin_d[static_cast<size_t>(i)] + y * cos_d[static_cast<size_t>(i)];
-        }
-      }
+      for (int64_t h = 0; h < c.n_head_kv; ++h) rope_rotate_head(row.data() + h * c.head_dim, half, cos_d.data(), sin_d.data());
       quantize_row(kv_type_, row.data(), stored, width);
     }
   }

@@ -84,18 +84,10 @@ class ReferenceBackend final : public CpuBackendBase {
   void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, float freq_base) override {
     const int64_t half = head_dim / 2;
     const std::vector<float> inv_freq = rope_inv_freq(head_dim, freq_base);
+    std::vector<float> cos_t, sin_t;  // [half] for the row's position
     for (int64_t t = 0; t < x.rows(); ++t) {
-      const int64_t pos = batch.positions[static_cast<size_t>(t)];
-      for (int64_t h = 0; h < n_heads; ++h) {
-        float* v = act(x).row(t) + h * head_dim;
-        for (int64_t i = 0; i < half; ++i) {
-          const float theta = rope_angle(pos, inv_freq[static_cast<size_t>(i)]);
-          const float cos_t = std::cos(theta), sin_t = std::sin(theta);
-          const float a = v[i], b = v[i + half];
-          v[i] = a * cos_t - b * sin_t;
-          v[i + half] = a * sin_t + b * cos_t;
-        }
-      }
+      rope_cos_sin(batch.positions[static_cast<size_t>(t)], inv_freq, cos_t, sin_t);
+      for (int64_t h = 0; h < n_heads; ++h) rope_rotate_head(act(x).row(t) + h * head_dim, half, cos_t.data(), sin_t.data());
     }
   }
 
