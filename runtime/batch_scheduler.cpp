@@ -20,13 +20,6 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
-  const size_t n = std::min(a.size(), b.size());
-  size_t i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return static_cast<int64_t>(i);
-}
-
 }  // namespace
 
 struct BatchScheduler::Active {
@@ -406,20 +399,15 @@ void BatchScheduler::apply_evictions(std::vector<Eviction> evictions) {
   for (const Eviction& e : evictions) {
     const auto c = std::find_if(cached_.begin(), cached_.end(), [&](const Cached& x) { return x.id == e.id; });
     if (c == cached_.end()) continue;  // already released or continued by another request
-    const std::optional<DroppedSpan> span = find_dropped_span(c->tokens, e.history);
-    if (!span) continue;
     const int64_t used_before = transformer_.kv_pages().n_used();
+    std::optional<DroppedSpan> span;
     try {
-      transformer_.truncate(c->seq, span->end + span->kept);  // tokens after the match would be re-read anyway
-      transformer_.evict(c->seq, span->begin, span->end);
+      span = xelm::evict_dropped_span(transformer_, c->seq, c->tokens, e.history);
     } catch (const Error& error) {
       spdlog::warn("request {}: thinking not evicted ({}); the cache keeps what precedes it", e.id, error.what());
-      transformer_.truncate(c->seq, span->begin);
-      c->tokens.resize(static_cast<size_t>(span->begin));
       continue;
     }
-    c->tokens.erase(c->tokens.begin() + span->end + span->kept, c->tokens.end());
-    c->tokens.erase(c->tokens.begin() + span->begin, c->tokens.begin() + span->end);
+    if (!span) continue;
     const int64_t freed = used_before - transformer_.kv_pages().n_used();
     totals_.thinking_tokens_evicted += static_cast<uint64_t>(span->end - span->begin);
     spdlog::info("request {}: thinking evicted from the KV cache: {} tokens; {} pages ({:.2f} MiB) freed", e.id,

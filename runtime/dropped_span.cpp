@@ -5,12 +5,13 @@
 
 namespace xelm {
 
+int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
+  return std::mismatch(a.begin(), a.end(), b.begin(), b.end()).first - a.begin();
+}
+
 std::optional<DroppedSpan> find_dropped_span(std::span<const int32_t> cached, std::span<const int32_t> history) {
   const auto n_cached = static_cast<int64_t>(cached.size()), n_history = static_cast<int64_t>(history.size());
-  int64_t common = 0;
-  while (common < n_cached && common < n_history && cached[static_cast<size_t>(common)] == history[static_cast<size_t>(common)]) {
-    ++common;
-  }
+  const int64_t common = common_prefix(cached, history);
   if (common == n_cached) return std::nullopt;  // nothing to drop: the history continues the cache
   std::optional<DroppedSpan> best;
   for (int64_t end = common + 1; end < n_cached; ++end) {

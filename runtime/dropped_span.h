@@ -20,6 +20,9 @@ struct DroppedSpan {
   int64_t kept;   // cached[end, end + kept) == history[begin, begin + kept]: what evicting the span keeps
 };
 
+// How many leading tokens a and b share (the prefix a cached sequence and a new prompt agree on).
+int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b);
+
 // The span of `cached` that `history` (the next prompt's tokens) leaves out: the shortest span after
 // their common prefix whose removal lets the most of the cache's remaining tokens continue as the
 // history does. nullopt when cached is already a prefix of history, or no span keeps a token.

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 
-#include "runtime/dropped_span.h"
 #include "runtime/error.h"
 
 namespace xelm {
@@ -69,14 +68,26 @@ void Generator::reset() {
   transformer_.truncate(0);
 }
 
+std::optional<DroppedSpan> evict_dropped_span(Transformer& transformer, SeqId seq, std::vector<int32_t>& tokens,
+                                              std::span<const int32_t> history) {
+  const std::optional<DroppedSpan> span = find_dropped_span(tokens, history);
+  if (!span) return std::nullopt;
+  transformer.truncate(seq, span->end + span->kept);  // tokens after the match would be re-processed anyway
+  try {
+    transformer.evict(seq, span->begin, span->end);
+  } catch (const Error&) {  // no free page for a copy-on-write: keep what precedes the span
+    transformer.truncate(seq, span->begin);
+    tokens.resize(static_cast<size_t>(span->begin));
+    throw;
+  }
+  tokens.erase(tokens.begin() + span->end + span->kept, tokens.end());
+  tokens.erase(tokens.begin() + span->begin, tokens.begin() + span->end);
+  return span;
+}
+
 int64_t Generator::evict_dropped_span(std::span<const int32_t> history) {
-  const std::optional<DroppedSpan> span = find_dropped_span(cached_, history);
-  if (!span) return 0;
   const int64_t before = transformer_.n_past();
-  transformer_.truncate(span->end + span->kept);  // tokens after the match would be re-processed anyway
-  transformer_.evict(Transformer::kDefaultSequence, span->begin, span->end);
-  cached_.erase(cached_.begin() + span->end + span->kept, cached_.end());
-  cached_.erase(cached_.begin() + span->begin, cached_.begin() + span->end);
+  xelm::evict_dropped_span(transformer_, Transformer::kDefaultSequence, cached_, history);
   return before - transformer_.n_past();
 }
 
@@ -88,9 +99,8 @@ std::vector<float> Generator::prefill(std::span<const int32_t> prompt, Generatio
   }
   // Longest common prefix with the cache; keep at least the last prompt token to re-evaluate,
   // since its logits are what the first sample needs.
-  size_t common = 0;
-  while (common < cached_.size() && common < prompt.size() && cached_[common] == prompt[common]) ++common;
-  common = std::min(common, prompt.size() - 1);
+  const auto common = static_cast<size_t>(std::min<int64_t>(common_prefix(cached_, prompt),
+                                                          static_cast<int64_t>(prompt.size()) - 1));
   transformer_.truncate(static_cast<int64_t>(common));
   cached_.resize(common);
   const auto start = std::chrono::steady_clock::now();

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/dropped_span.h"
 #include "runtime/sampler.h"
 #include "runtime/tokenizer.h"
 #include "runtime/transformer.h"
@@ -67,6 +68,15 @@ class SequenceDecoder {
   int64_t n_predict_, n_ctx_, n_prompt_;
   int64_t n_generated_ = 0;
 };
+
+// Evicts from sequence `seq`, whose positions hold `tokens`, the span that `history` (the next
+// prompt's tokens) leaves out (runtime/dropped_span.h: Qwen3's earlier thinking), and forgets the
+// tokens after what still matches, so that `tokens` becomes a prefix of the history; `tokens` is
+// updated to match. Returns the span, or nullopt when nothing was dropped. When the eviction fails
+// (no free page for a copy-on-write) the sequence and `tokens` keep what precedes the span and the
+// xelm::Error is rethrown.
+std::optional<DroppedSpan> evict_dropped_span(Transformer& transformer, SeqId seq, std::vector<int32_t>& tokens,
+                                              std::span<const int32_t> history);
 
 // Called for each generated token with the text it completes (may be empty while a UTF-8
 // character is unfinished). Return false to stop.
