@@ -623,6 +623,17 @@ GgufFile::~GgufFile() {
   if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
 }
 
+void GgufFile::release_pages(const uint8_t* begin, size_t n) const {
+  if (mapping_ == nullptr || n == 0) return;
+  const auto* base = static_cast<const uint8_t*>(mapping_);
+  if (begin < base || begin + n > base + mapping_size_) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) & ~(page - 1);
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(begin) + n) & ~(page - 1);
+  // A private read-only file mapping: dropped pages are read again from the file, never zeroed.
+  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 const Value* GgufFile::find(std::string_view key) const {
   for (const auto& [k, v] : metadata_) {
     if (k == key) return &v;

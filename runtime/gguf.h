@@ -91,6 +91,10 @@ class GgufFile {
   uint64_t data_offset() const { return data_offset_; }   // absolute file offset of the data section
   uint64_t file_size() const { return bytes_.size(); }
   std::span<const uint8_t> bytes() const { return bytes_; }
+  // Tells the kernel that the mapped bytes [begin, begin + n) are not needed for now: the whole pages
+  // inside the range leave the process's resident memory and are read again from the file if touched
+  // (a weight that keeps a repacked copy of them). Does nothing for parsed bytes (parse()).
+  void release_pages(const uint8_t* begin, size_t n) const;
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return metadata_; }

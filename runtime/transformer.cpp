@@ -117,7 +117,10 @@ Transformer::BackendState& Transformer::state(Backend* backend) {
 
 const Weight& Transformer::weight(Backend* backend, WeightTensor tensor) {
   auto& slot = state(backend).weights[tensor];
-  if (!slot) slot = backend->prepare_weight(*tensor);
+  if (!slot) {
+    slot = backend->prepare_weight(*tensor);
+    model_.file().release_pages(tensor->data, slot->bytes_copied());
+  }
   return *slot;
 }
 

@@ -26,37 +26,45 @@ using avx2::ActivationFormat;
 // Output rows per cache block of a matmul: their weights stay in L1/L2 while every tile of
 // activation rows passes over them.
 constexpr int64_t kOutputRowBlock = 16;
-// Decode streams quantized weights from DRAM faster when each thread prefetches the weight row this
-// many bytes ahead of the one it multiplies: their kernels do enough work per byte that the hardware
-// prefetcher alone leaves 15-20% of the bandwidth unused (matvec_head microbenchmark: Q4_K, Q6_K
-// +15-20%, Q8_0 +5%). Float weights stream well without it (F16 -5% with it), so they take none.
-constexpr size_t kPrefetchBytesAhead = 16384;
 // Query rows per attention work item (they share each K/V tile converted to fp32).
 constexpr int64_t kQueryTile = 16;
 // Element-wise ops below this size run on the calling thread (a barrier costs more).
 constexpr int64_t kParallelElements = 16384;
 
+// A weight: 1-D tensors dequantized; matrices as their whole panels repacked for the panel kernel
+// (kernels.h) and, for the rows after the last whole panel, the file's rows.
 class Avx2Weight final : public Weight {
  public:
-  Avx2Weight(const gguf::TensorInfo& info, CpuIsa isa)
+  Avx2Weight(const gguf::TensorInfo& info, CpuIsa isa, ThreadPool& pool)
       : Weight(info),
         row_bytes(xelm::row_bytes(info.type, info.shape[0])),
         kernel(avx2::dot_kernel(info.type, isa)),
-        panel_kernel(avx2::panel_kernel(info.type, info.shape[0], isa)),
-        prefetch_rows(type_traits(info.type).is_quantized && row_bytes > 0
-                          ? static_cast<int64_t>((kPrefetchBytesAhead + row_bytes - 1) / row_bytes)
-                          : 0) {
+        panel_kernel(avx2::panel_kernel(info.type, info.shape[0], isa)) {
     if (info.shape.size() == 1) {  // norms and biases: kept dequantized (a few KiB)
       dense.resize(static_cast<size_t>(info.shape[0]));
       dequantize_row(info.type, info.data, dense.data(), info.shape[0]);
+      return;
+    }
+    if (panel_kernel) {
+      n_panels = out_features() / avx2::kPanelRows;
+      panels.resize(static_cast<size_t>(n_panels) * panel_kernel.panel_bytes);
+      pool.parallel_for(n_panels, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p) {
+          panel_kernel.repack(row(p * avx2::kPanelRows), row_bytes, in_features(), panel(p));
+        }
+      });
     }
   }
+  size_t bytes_copied() const override { return static_cast<size_t>(n_panels * avx2::kPanelRows) * row_bytes; }
   const uint8_t* row(int64_t r) const { return info().data + static_cast<size_t>(r) * row_bytes; }
+  uint8_t* panel(int64_t p) { return panels.data() + static_cast<size_t>(p) * panel_kernel.panel_bytes; }
+  const uint8_t* panel(int64_t p) const { return panels.data() + static_cast<size_t>(p) * panel_kernel.panel_bytes; }
   size_t row_bytes;
-  avx2::DotKernel kernel;   // nullptr for types without a product kernel
-  avx2::PanelKernel panel_kernel;  // nullptr for types without a prompt-processing kernel
-  int64_t prefetch_rows;           // decode prefetches the row this far ahead (0: none)
-  std::vector<float> dense; // [in_features] for 1-D tensors
+  avx2::DotKernel kernel;          // nullptr for types without a product kernel
+  avx2::PanelKernel panel_kernel;  // empty for types (or float widths) without one
+  int64_t n_panels = 0;            // whole panels: output rows [0, kPanelRows * n_panels)
+  std::vector<uint8_t> panels;     // [n_panels][panel_kernel.panel_bytes]
+  std::vector<float> dense;        // [in_features] for 1-D tensors
 };
 
 // Stores fp32 values [width] as one cache row of the cache's type (F32, F16 or Q8_0).
@@ -120,7 +128,7 @@ class Avx2Backend final : public CpuBackendBase {
     if (tensor.shape.size() > 1 && !supports(tensor.type)) {
       throw Error(fmt::format("tensor '{}': type {} has no AVX2 kernel", tensor.name, type_traits(tensor.type).name));
     }
-    return std::make_unique<Avx2Weight>(tensor, isa_);
+    return std::make_unique<Avx2Weight>(tensor, isa_, pool_);
   }
 
  protected:
@@ -164,14 +172,14 @@ class Avx2Backend final : public CpuBackendBase {
       xq = dst;
     }
     const float* b = bias != nullptr ? wt(*bias).dense.data() : nullptr;
-    // Batches from panel_min_rows: whole panels of output rows through the panel kernel (chunks of
-    // the pool are whole panels), the rest through the dot kernel (kernels.h).
-    const bool panels = weight.panel_kernel != nullptr && n >= avx2::panel_min_rows(w.type());
+    // Whole panels of output rows through the panel kernel (chunks of the pool are whole panels), the
+    // rows after the last one through the dot kernel (kernels.h).
     pool_.parallel_for(w.out_features(), [&](int64_t o_begin, int64_t o_end) {
-      const int64_t n_panels = panels ? (o_end - o_begin) / avx2::kPanelRows : 0;
+      const int64_t panel_begin = o_begin / avx2::kPanelRows;
+      const int64_t n_panels = std::max<int64_t>(0, std::min(o_end / avx2::kPanelRows, weight.n_panels) - panel_begin);
       if (n_panels > 0) {
-        weight.panel_kernel({weight.row(o_begin), weight.row_bytes, n_panels, xq, x_stride, n, in,
-                             act(y).row(0) + o_begin, y.cols(), b != nullptr ? b + o_begin : nullptr});
+        weight.panel_kernel.product({weight.panel(panel_begin), n_panels, xq, x_stride, n, in, act(y).row(0) + o_begin,
+                                     y.cols(), b != nullptr ? b + o_begin : nullptr});
       }
       const int64_t first = o_begin + n_panels * avx2::kPanelRows;  // first output row for the dot kernel
       float result[avx2::kMaxTileRows];
@@ -180,16 +188,12 @@ class Avx2Backend final : public CpuBackendBase {
         for (int64_t t = 0; t < n; t += avx2::kMaxTileRows) {
           const int tile = static_cast<int>(std::min<int64_t>(avx2::kMaxTileRows, n - t));
           for (int64_t o = block; o < block_end; ++o) {
-            if (n == 1 && weight.prefetch_rows > 0 && o + weight.prefetch_rows < o_end) {
-              const char* ahead = reinterpret_cast<const char*>(weight.row(o + weight.prefetch_rows));
-              for (size_t line = 0; line < weight.row_bytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
-            }
             weight.kernel(weight.row(o), xq + t * x_stride, x_stride, tile, in, b != nullptr ? b[o] : 0.0f, result);
             for (int r = 0; r < tile; ++r) act(y).row(t + r)[o] = result[r];
           }
         }
       }
-    }, panels ? avx2::kPanelRows : 1);
+    }, weight.n_panels > 0 ? avx2::kPanelRows : 1);
   }
 
   void do_rope(Activation& x, int64_t n_heads, int64_t head_dim, const KvBatch& batch, float freq_base) override {

@@ -186,7 +186,7 @@ struct Q2_KStep {
     const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q2_k_half(b, half, q); }, scales16, xb, sumi);
+    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q2_k_half(b.qs, half, q); }, scales16, xb, sumi);
     accumulate_min_block<NR>(sumi, mins16, half_to_float(b.d), half_to_float(b.dmin), xb, acc);
   }
 };
@@ -212,7 +212,7 @@ struct Q3_KStep {
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     // q in 0..7, value q - 4
-    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q3_k_half(b, half, q); }, scales16, xb, sumi);
+    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q3_k_half(b.hmask, b.qs, half, q); }, scales16, xb, sumi);
     accumulate_offset_block<2, NR>(sumi, scales16, half_to_float(b.d), xb, acc);
   }
 };
@@ -223,6 +223,13 @@ struct Q3_KStep {
 template <typename BlockType, bool kHighBits>
 struct Q45_KStep {
   using Block = BlockType;
+  static const uint8_t* high_bits(const Block& b) {
+    if constexpr (kHighBits) {
+      return b.qh;
+    } else {
+      return nullptr;
+    }
+  }
   template <int NR>
   static void accumulate(const Block& b, const block_q8_K* const xb[NR], float acc[NR]) {
     // Bytes 8..15 of the unpacked scales (the mins) as m0 m0 m1 m1 ... m7 m7.
@@ -234,7 +241,7 @@ struct Q45_KStep {
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {  // elements 64p .. 64p+63: sub-blocks 2p (low nibbles), 2p+1 (high)
       __m256i low, high;
-      decode_q45_k_pair<Block, kHighBits>(b, p, low, high);
+      decode_q45_k_pair<kHighBits>(high_bits(b), b.qs, p, low, high);
       const __m256i scale_low = _mm256_shuffle_epi8(scales16, kBroadcastLane[2 * p]);
       const __m256i scale_high = _mm256_shuffle_epi8(scales16, kBroadcastLane[2 * p + 1]);
       for (int r = 0; r < NR; ++r) {
@@ -256,7 +263,7 @@ struct Q6_KStep {
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     // q in 0..63, value q - 32
-    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q6_k_half(b, half, q); }, scales16, xb, sumi);
+    accumulate_16_sub_blocks<NR>([&](int half, __m256i q[4]) { decode_q6_k_half(b.ql, b.qh, half, q); }, scales16, xb, sumi);
     accumulate_offset_block<5, NR>(sumi, scales16, half_to_float(b.d), xb, acc);
   }
 };

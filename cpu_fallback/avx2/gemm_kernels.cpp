@@ -1,24 +1,27 @@
 // gemm_kernels.cpp — products of the 32-element quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), the
-// K-quants (Q2_K .. Q6_K) and float weights (F32, F16, BF16) with many activation rows (prompt
-// processing), organised as BLAS does, by packing. (With Q2_K and Q3_K: every type xelm multiplies.)
+// K-quants (Q2_K .. Q6_K) and float weights (F32, F16, BF16) with one or many activation rows (decode,
+// batched decode, prompt processing), organised as BLAS does, by packing. (Every type xelm multiplies.)
 //
-// The weights stay in the mmapped file. A panel of kPanelRows consecutive weight rows is unpacked on
-// the fly into a small interleaved buffer (per call, 2.3-4.3 KiB per 256 elements of a row, so it
-// stays in L1/L2) where one 32-byte vector holds 4 consecutive quants of each of the 8 rows:
-// "lanes = output rows". A micro-kernel then multiplies two panels with
+// A panel of kPanelRows consecutive weight rows is repacked once, when the weight is prepared, into
+// a stored layout about the size of the file's rows (the quant bytes of the 8 rows interleaved in
+// 4-byte groups, scales unpacked to a byte per row). Per product call each panel is unpacked into a
+// small buffer (2.3-4.3 KiB per 256 elements of a row, so it stays in L1/L2) where one 32-byte
+// vector holds 4 consecutive quants of each of the 8 rows: "lanes = output rows". A micro-kernel
+// then multiplies two panels with
 // a tile of 3 activation rows (Q8_K or Q8Block32): 4 activation bytes are broadcast to every lane and
 // multiplied with the packed quants of both panels (maddubs), and the block scales (and min/offset
 // terms) are 8-lane vectors too. So 8 outputs of an activation row come out as one vector, without
 // horizontal sums; each packed vector serves 3 activation rows and each broadcast 2 panels. A panel
-// is packed once for all activation rows: the micro-kernel reads 4 activation bytes per 2 maddubs,
+// is unpacked once for all activation rows: the micro-kernel reads 4 activation bytes per 2 maddubs,
 // little enough to stream them from L3 while the packed panels stay in L1/L2.
 //
-// Float weights are packed the same way, 8 elements of 8 rows converted to fp32 per block, and meet
+// Float weights are unpacked the same way, 8 elements of 8 rows converted to fp32 per block, and meet
 // broadcast fp32 activations in an FMA tile of 2 panels × 6 rows.
 //
 // What depends on the weight type is a panel format (KQuantFormat<traits>, Q8_0Format,
 // OffsetBlock32Format<traits>, FloatFormat):
-// the packed block, the activation block, pack(), the product of one block, accumulate(), and the
+// the stored and packed blocks, the activation block, repack() and unpack(), the product of one block
+// (accumulate()), and the
 // tile heights its registers allow; the tiling around them is shared.
 //
 // Compiled once per kernel ISA (kernel_isa.h). What the ISA changes is the integer step (GroupSums,
@@ -28,6 +31,8 @@
 // code, so every ISA gives bit-identical results.
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cpu_fallback/avx2/kernels.h"
@@ -63,23 +68,18 @@ struct PackedBlock {
   __m256 d, coef;
 };
 
-// The scale terms of one block of each row of a panel, as a type's traits unpack them.
-template <int kSubBlocks>
-struct PanelScales {
-  int16_t scales[kSubBlocks][kPanelRows];
-  int16_t corr[kBsums][kPanelRows];
-  float d[kPanelRows], coef[kPanelRows];
-};
-
 // Per-type traits of the K-quants (see KQuantFormat below):
 //   Block, kSubBlocks (scales per block), kGroupsPerSum (4-element groups whose maddubs pair sums
 //   stay in int16 before the madd with the scale: kGroupsPerSum * 2 * q_max * 127 < 32768);
 //   [kQuantBegin, kQuantEnd): the bytes of a block that hold its quants, a multiple of 32;
-//   decode(block, q[kChunks]): the quants as bytes in element order, 32 per vector. Each output
-//     byte depends only on the quant bytes at its own offset within 32-byte groups (nibbles and
-//     bits are extracted in place), so decoding a block whose quant bytes are interleaved 4-byte
-//     groups of 8 rows yields the packed layout directly (KQuantFormat::pack);
-//   unpack_scales(block, r, PanelScales&): row r's scale terms.
+//   decode(quants, q[kChunks]): the quants (a copy of a block's bytes [kQuantBegin, kQuantEnd)) as
+//     bytes in element order, 32 per vector. Each output byte depends only on the quant bytes at its
+//     own offset within 32-byte groups (nibbles and bits are extracted in place), so decoding quant
+//     bytes interleaved in 4-byte groups of 8 rows yields the packed layout directly;
+//   scales(block, scales, mins): the sub-block scales as int8, and with kHasMins the sub-block mins;
+//   coef(block): the fp16 scale of the correction (dmin, or d);
+//   kCorrShift (without mins): the correction coefficient of Q8_K bsum i is scales[i] << kCorrShift;
+//     with mins it is mins[i * kSubBlocks / kBsums].
 
 // Q2_K: 16 sub-blocks of 16, x = d*sc_j*q - dmin*m_j (4-bit sc_j and m_j in one byte). The correction
 // is dmin * Σ_j m_j * bsums_j.
@@ -87,20 +87,21 @@ struct Q2_KPanel {
   using Block = block_q2_K;
   static constexpr int kSubBlocks = 16;
   static constexpr int kGroupsPerSum = 4;  // a whole sub-block: 4 * 2*3*127 = 3048
+  static constexpr bool kHasMins = true;
+  static constexpr int kCorrShift = 0;
   static constexpr size_t kQuantBegin = offsetof(Block, qs);
   static constexpr size_t kQuantEnd = offsetof(Block, d);
-  static void decode(const Block& b, __m256i q[kChunks]) {
-    decode_q2_k_half(b, 0, q);
-    decode_q2_k_half(b, 1, q + 4);
+  static void decode(const uint8_t* quants, __m256i q[kChunks]) {
+    decode_q2_k_half(quants, 0, q);
+    decode_q2_k_half(quants, 1, q + 4);
   }
-  static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
+  static void scales(const Block& b, int8_t scales[kSubBlocks], int8_t mins[kSubBlocks]) {
     for (int j = 0; j < kSubBlocks; ++j) {
-      out.scales[j][r] = b.scales[j] & 15;
-      out.corr[j][r] = b.scales[j] >> 4;
+      scales[j] = static_cast<int8_t>(b.scales[j] & 15);
+      mins[j] = static_cast<int8_t>(b.scales[j] >> 4);
     }
-    out.d[r] = half_to_float(b.d);
-    out.coef[r] = half_to_float(b.dmin);
   }
+  static half_bits coef(const Block& b) { return b.dmin; }
 };
 
 // Q3_K: 16 sub-blocks of 16, x = d*s_j*(q - 4) with signed 6-bit s_j. The correction is
@@ -109,21 +110,19 @@ struct Q3_KPanel {
   using Block = block_q3_K;
   static constexpr int kSubBlocks = 16;
   static constexpr int kGroupsPerSum = 4;  // 4 * 2*7*127 = 7112
+  static constexpr bool kHasMins = false;
+  static constexpr int kCorrShift = 2;
   static constexpr size_t kQuantBegin = offsetof(Block, hmask);  // hmask, then qs
   static constexpr size_t kQuantEnd = offsetof(Block, scales);
-  static void decode(const Block& b, __m256i q[kChunks]) {
-    decode_q3_k_half(b, 0, q);
-    decode_q3_k_half(b, 1, q + 4);
+  static void decode(const uint8_t* quants, __m256i q[kChunks]) {
+    const uint8_t* qs = quants + (offsetof(Block, qs) - kQuantBegin);
+    decode_q3_k_half(quants, qs, 0, q);
+    decode_q3_k_half(quants, qs, 1, q + 4);
   }
-  static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
-    int8_t scales[kSubBlocks];
+  static void scales(const Block& b, int8_t scales[kSubBlocks], int8_t* /*mins*/) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(scales), unpack_q3_k_scales(b.scales));
-    for (int j = 0; j < kSubBlocks; ++j) {
-      out.scales[j][r] = scales[j];
-      out.corr[j][r] = static_cast<int16_t>(4 * scales[j]);
-    }
-    out.d[r] = out.coef[r] = half_to_float(b.d);
   }
+  static half_bits coef(const Block& b) { return b.d; }
 };
 
 // Q4_K / Q5_K: 8 sub-blocks of 32, x = d*sc_j*q - dmin*m_j. The correction is dmin * Σ_j m_j *
@@ -133,21 +132,23 @@ struct Q45_KPanel {
   using Block = BlockType;
   static constexpr int kSubBlocks = 8;
   static constexpr int kGroupsPerSum = kHighBits ? 4 : 8;  // 4 * 2*31*127 = 31496, 8 * 2*15*127 = 30480
+  static constexpr bool kHasMins = true;
+  static constexpr int kCorrShift = 0;
   static constexpr size_t kQuantBegin = offsetof(Block, scales) + sizeof(Block::scales);  // qh (Q5_K), qs
   static constexpr size_t kQuantEnd = sizeof(Block);
-  static void decode(const Block& b, __m256i q[kChunks]) {
-    for (int p = 0; p < 4; ++p) decode_q45_k_pair<Block, kHighBits>(b, p, q[2 * p], q[2 * p + 1]);
+  static void decode(const uint8_t* quants, __m256i q[kChunks]) {
+    const uint8_t* qs = quants + (offsetof(Block, qs) - kQuantBegin);  // Q5_K: qh is at quants
+    for (int p = 0; p < 4; ++p) decode_q45_k_pair<kHighBits>(quants, qs, p, q[2 * p], q[2 * p + 1]);
   }
-  static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
-    uint8_t scales_mins[16];  // scales 0..7, mins 0..7
+  static void scales(const Block& b, int8_t scales[kSubBlocks], int8_t mins[kSubBlocks]) {
+    uint8_t scales_mins[16];  // scales 0..7, mins 0..7 (6-bit)
     _mm_storeu_si128(reinterpret_cast<__m128i*>(scales_mins), unpack_k_scales_128(b.scales));
     for (int j = 0; j < kSubBlocks; ++j) {
-      out.scales[j][r] = scales_mins[j];
-      out.corr[2 * j][r] = out.corr[2 * j + 1][r] = scales_mins[8 + j];
+      scales[j] = static_cast<int8_t>(scales_mins[j]);
+      mins[j] = static_cast<int8_t>(scales_mins[8 + j]);
     }
-    out.d[r] = half_to_float(b.d);
-    out.coef[r] = half_to_float(b.dmin);
   }
+  static half_bits coef(const Block& b) { return b.dmin; }
 };
 
 // Q6_K: 16 sub-blocks of 16, x = d*s_j*(q - 32). The correction is d * Σ_j 32*s_j * bsums_j.
@@ -155,19 +156,19 @@ struct Q6_KPanel {
   using Block = block_q6_K;
   static constexpr int kSubBlocks = 16;
   static constexpr int kGroupsPerSum = 2;  // 2 * 2*63*127 = 32004
+  static constexpr bool kHasMins = false;
+  static constexpr int kCorrShift = 5;
   static constexpr size_t kQuantBegin = offsetof(Block, ql);
   static constexpr size_t kQuantEnd = offsetof(Block, scales);
-  static void decode(const Block& b, __m256i q[kChunks]) {
-    decode_q6_k_half(b, 0, q);
-    decode_q6_k_half(b, 1, q + 4);
+  static void decode(const uint8_t* quants, __m256i q[kChunks]) {
+    const uint8_t* qh = quants + (offsetof(Block, qh) - kQuantBegin);
+    decode_q6_k_half(quants, qh, 0, q);
+    decode_q6_k_half(quants, qh, 1, q + 4);
   }
-  static void unpack_scales(const Block& b, int r, PanelScales<kSubBlocks>& out) {
-    for (int j = 0; j < kSubBlocks; ++j) {
-      out.scales[j][r] = b.scales[j];
-      out.corr[j][r] = static_cast<int16_t>(32 * b.scales[j]);
-    }
-    out.d[r] = out.coef[r] = half_to_float(b.d);
+  static void scales(const Block& b, int8_t scales[kSubBlocks], int8_t* /*mins*/) {
+    std::memcpy(scales, b.scales, kSubBlocks);
   }
+  static half_bits coef(const Block& b) { return b.d; }
 };
 
 // Transposes an 8×8 matrix of 32-bit elements held in 8 vectors (v[i] lane k <-> v[k] lane i).
@@ -240,55 +241,88 @@ struct GroupSums {
 };
 
 // A panel format F, for the weight types with a panel kernel:
-//   Packed: one block of the kPanelRows rows of a panel, packed;
+//   Stored: one block of the kPanelRows rows of a panel as the weight keeps it, repacked at load
+//     (about the size of the rows' blocks in the file, so decode reads no more bytes);
+//   Packed: the same block unpacked for the micro-kernel (one byte or float per element), made per
+//     product call into a buffer that stays in L1/L2 while every activation row passes over it;
 //   Activation: the prepared activation block (activation_format of the type), kBlockSize elements;
-//   pack(w, w_row_bytes, i, Packed&): packs block i of the kPanelRows rows starting at w;
+//   repack(w, w_row_bytes, i, Stored&): block i of the kPanelRows rows starting at w;
+//   unpack(const Stored&, Packed&);
 //   accumulate<NP, NT>(pb, xb, acc): acc[p][t] lane r += dot(row r of pb[p], xb[t]) for NP packed
 //     blocks and NT activation blocks.
 
-// The K-quants, from their traits T (above).
+// The K-quants, from their traits T (above). Stored, for row r of the panel:
+//   quants[k]  the rows' quant bytes interleaved in 4-byte groups: byte 32m + 4r + e is byte
+//              32m + 4k + e of row r's quants, so that T::decode(quants[k]) gives the groups 8c + k
+//              (c < kChunks) of the packed layout;
+//   scales[j][r], mins[j][r]  row r's sub-block scales and mins (T::scales);
+//   d[r], coef[r]  row r's fp16 block scale and correction scale.
+// Q4_K: 1184 bytes for 8 rows' 1152 in the file.
+template <typename T>
+struct StoredKQuantBlock {
+  uint8_t quants[kPanelRows][T::kQuantEnd - T::kQuantBegin];
+  int8_t scales[T::kSubBlocks][kPanelRows];
+  int8_t mins[T::kHasMins ? T::kSubBlocks : 1][kPanelRows];
+  half_bits d[kPanelRows], coef[kPanelRows];
+};
+
 template <typename T>
 struct KQuantFormat {
+  using Stored = StoredKQuantBlock<T>;
   using Packed = PackedBlock<T::kSubBlocks>;
   using Activation = block_q8_K;
   static constexpr int64_t kBlockSize = QK_K;
   static constexpr int kTileRowsOnePanel = 4, kTileRowsTwoPanels = 3;
 
-  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
+  static void repack(const uint8_t* w, size_t w_row_bytes, int64_t i, Stored& out) {
     using Block = typename T::Block;
     static_assert((T::kQuantEnd - T::kQuantBegin) % 32 == 0);
     const Block* rows[kPanelRows];
     for (int r = 0; r < kPanelRows; ++r) {
       rows[r] = reinterpret_cast<const Block*>(w + static_cast<size_t>(r) * w_row_bytes) + i;
     }
-    // interleaved[k]: quant bytes only; byte 32m + 4r + e is byte 32m + 4k + e of row r, so that
-    // T::decode(interleaved[k]) gives the groups 8c + k (c < kChunks) of the packed layout.
-    Block interleaved[kPanelRows];
-    for (size_t m = T::kQuantBegin; m < T::kQuantEnd; m += 32) {
+    for (size_t m = 0; m < T::kQuantEnd - T::kQuantBegin; m += 32) {
       __m256i v[kPanelRows];
-      for (int r = 0; r < kPanelRows; ++r) v[r] = load256(reinterpret_cast<const uint8_t*>(rows[r]) + m);
+      for (int r = 0; r < kPanelRows; ++r) v[r] = load256(reinterpret_cast<const uint8_t*>(rows[r]) + T::kQuantBegin + m);
       transpose_8x8_epi32(v);
-      for (int k = 0; k < kPanelRows; ++k) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint8_t*>(&interleaved[k]) + m), v[k]);
-      }
+      for (int k = 0; k < kPanelRows; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.quants[k] + m), v[k]);
     }
+    for (int r = 0; r < kPanelRows; ++r) {
+      int8_t scales[T::kSubBlocks], mins[T::kSubBlocks] = {};
+      T::scales(*rows[r], scales, mins);
+      for (int j = 0; j < T::kSubBlocks; ++j) {
+        out.scales[j][r] = scales[j];
+        if constexpr (T::kHasMins) out.mins[j][r] = mins[j];
+      }
+      out.d[r] = rows[r]->d;
+      out.coef[r] = T::coef(*rows[r]);
+    }
+  }
+
+  // The correction coefficients of Q8_K bsum i for the 8 rows, as int16.
+  static __m128i correction(const Stored& s, int i) {
+    if constexpr (T::kHasMins) {
+      return _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s.mins[i * T::kSubBlocks / kBsums])));
+    } else {
+      return _mm_slli_epi16(_mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s.scales[i]))), T::kCorrShift);
+    }
+  }
+
+  static void unpack(const Stored& s, Packed& out) {
     for (int k = 0; k < kPanelRows; ++k) {
       __m256i q[kChunks];
-      T::decode(interleaved[k], q);
+      T::decode(s.quants[k], q);
       for (int c = 0; c < kChunks; ++c) out.q[8 * c + k] = q[c];
     }
-    PanelScales<T::kSubBlocks> terms;
-    for (int r = 0; r < kPanelRows; ++r) T::unpack_scales(*rows[r], r, terms);
     for (int j = 0; j < T::kSubBlocks; ++j) {
-      out.scales[j] = GroupSums::pack_weights(_mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.scales[j])));
+      out.scales[j] = GroupSums::pack_weights(_mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s.scales[j]))));
     }
     for (int p = 0; p < kBsums / 2; ++p) {
-      const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p]));
-      const __m128i odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(terms.corr[2 * p + 1]));
+      const __m128i even = correction(s, 2 * p), odd = correction(s, 2 * p + 1);
       out.corr[p] = _mm256_set_m128i(_mm_unpackhi_epi16(even, odd), _mm_unpacklo_epi16(even, odd));
     }
-    out.d = _mm256_loadu_ps(terms.d);
-    out.coef = _mm256_loadu_ps(terms.coef);
+    out.d = half_to_float8(s.d);
+    out.coef = half_to_float8(s.coef);
   }
 
   // Per run of groups (GroupSums) a partial sum, added into sumi with its sub-block's scales; the
@@ -351,7 +385,12 @@ struct KQuantFormat {
 // maddubs is widened at once (madd with ones). VNNI has no int16 step to saturate, so it takes
 // (w + 128) × x and subtracts 128 Σx, Σx summed alongside (one vpdpbusd per activation row and group
 // against bytes of 1, instead of a sign per panel and row). Both give Σ w·x exactly.
+// Stored: q[g] as above (the transposed quants, 256 bytes) and the rows' fp16 scales, as in the file.
 struct Q8_0Format {
+  struct Stored {
+    int8_t q[8][32];
+    half_bits d[kPanelRows];
+  };
   struct Packed {
     __m256i q[8];
     __m256i u[8];
@@ -361,18 +400,23 @@ struct Q8_0Format {
   static constexpr int64_t kBlockSize = QK8_0;
   static constexpr int kTileRowsOnePanel = 4, kTileRowsTwoPanels = 3;
 
-  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
-    uint16_t d[kPanelRows];
+  static void repack(const uint8_t* w, size_t w_row_bytes, int64_t i, Stored& out) {
+    __m256i q[kPanelRows];
     for (int r = 0; r < kPanelRows; ++r) {
       const block_q8_0& b = reinterpret_cast<const block_q8_0*>(w + static_cast<size_t>(r) * w_row_bytes)[i];
-      out.q[r] = load256(b.qs);
-      d[r] = b.d;
+      q[r] = load256(b.qs);
+      out.d[r] = b.d;
     }
-    transpose_8x8_epi32(out.q);  // q[r] lane g (bytes 4g..4g+3 of row r) -> q[g] lane r
+    transpose_8x8_epi32(q);  // q[r] lane g (bytes 4g..4g+3 of row r) -> q[g] lane r
+    for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q[g]), q[g]);
+  }
+
+  static void unpack(const Stored& s, Packed& out) {
     for (int g = 0; g < 8; ++g) {
+      out.q[g] = load256(s.q[g]);
       out.u[g] = kVnni ? _mm256_xor_si256(out.q[g], _mm256_set1_epi8(-128)) : _mm256_sign_epi8(out.q[g], out.q[g]);
     }
-    out.d = half_to_float8(d);
+    out.d = half_to_float8(s.d);
   }
 
   template <int NP, int NT>
@@ -411,8 +455,12 @@ struct Q8_0Format {
 //   dot(row r, a) = d[r] * a.d * Σ q * a.qs + off[r] * a.s.
 // Unsigned quants need no sign trick, and a run of groups (GroupSums: kGroupsPerSum with AVX2, the
 // whole block with VNNI) shares a partial sum.
+// Stored: the rows' blocks side by side, as in the file.
 template <typename T>
 struct OffsetBlock32Format {
+  struct Stored {
+    typename T::Block rows[kPanelRows];
+  };
   struct Packed {
     __m256i q[8];
     __m256 d, off;
@@ -421,10 +469,16 @@ struct OffsetBlock32Format {
   static constexpr int64_t kBlockSize = 32;
   static constexpr int kTileRowsOnePanel = 4, kTileRowsTwoPanels = 3;
 
-  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
+  static void repack(const uint8_t* w, size_t w_row_bytes, int64_t i, Stored& out) {
+    for (int r = 0; r < kPanelRows; ++r) {
+      out.rows[r] = reinterpret_cast<const typename T::Block*>(w + static_cast<size_t>(r) * w_row_bytes)[i];
+    }
+  }
+
+  static void unpack(const Stored& s, Packed& out) {
     float d[kPanelRows], off[kPanelRows];
     for (int r = 0; r < kPanelRows; ++r) {
-      const auto& b = reinterpret_cast<const typename T::Block*>(w + static_cast<size_t>(r) * w_row_bytes)[i];
+      const typename T::Block& b = s.rows[r];
       out.q[r] = T::quants(b);
       d[r] = half_to_float(b.d);
       off[r] = T::offset(b);
@@ -469,8 +523,12 @@ struct OffsetBlock32Format {
 // micro-kernel is a plain fp32 FMA tile (as in BLIS/OpenBLAS sgemm). Packed, for row r (lane r):
 //   w[e]  8 floats: lane r = element 8i + e of row r, e < 8
 // Activations are fp32 rows; each activation element is broadcast to all lanes and meets both panels.
+// Stored: w[e][r] = element 8i + e of row r in the file's type (transposed; converted when unpacked).
 template <typename W>
 struct FloatFormat {
+  struct Stored {
+    typename W::Elem w[8][kPanelRows];
+  };
   struct Packed {
     __m256 w[8];
   };
@@ -480,14 +538,15 @@ struct FloatFormat {
   static constexpr int64_t kBlockSize = 8;
   static constexpr int kTileRowsOnePanel = 8, kTileRowsTwoPanels = 6;  // 8 or 12 accumulators
 
-  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t i, Packed& out) {
-    __m256i v[kPanelRows];
+  static void repack(const uint8_t* w, size_t w_row_bytes, int64_t i, Stored& out) {
     for (int r = 0; r < kPanelRows; ++r) {
       const auto* row = reinterpret_cast<const typename W::Elem*>(w + static_cast<size_t>(r) * w_row_bytes);
-      v[r] = _mm256_castps_si256(W::load8(row + 8 * i));
+      for (int e = 0; e < 8; ++e) std::memcpy(&out.w[e][r], row + 8 * i + e, sizeof(typename W::Elem));
     }
-    transpose_8x8_epi32(v);  // v[r] lane e -> v[e] lane r
-    for (int e = 0; e < 8; ++e) out.w[e] = _mm256_castsi256_ps(v[e]);
+  }
+
+  static void unpack(const Stored& s, Packed& out) {
+    for (int e = 0; e < 8; ++e) out.w[e] = W::load8(s.w[e]);
   }
 
   template <int NP, int NT>
@@ -565,15 +624,16 @@ void multiply_panels(const PanelTiles<F>& tiles, int64_t n_rows) {
 template <typename F>
 void panel_product(const PanelProduct& p) {
   const int64_t n_blocks = p.n / F::kBlockSize;
-  // Two panels at a time (one when a single one is left): [2][n_blocks].
+  const auto* stored = reinterpret_cast<const typename F::Stored*>(p.panels);  // [n_panels][n_blocks]
+  // Two panels at a time (one when a single one is left), unpacked: [2][n_blocks].
   std::vector<typename F::Packed> packed(static_cast<size_t>(2 * n_blocks));
   for (int64_t first = 0; first < p.n_panels; first += 2) {
     const int np = static_cast<int>(std::min<int64_t>(2, p.n_panels - first));
     const int64_t o = kPanelRows * first;
     PanelTiles<F> tiles{packed.data(), n_blocks, p.x, p.x_stride, p.y + o, p.y_stride, {}};
     for (int k = 0; k < np; ++k) {
-      const uint8_t* w = p.w + static_cast<size_t>(o + kPanelRows * k) * p.w_row_bytes;
-      for (int64_t i = 0; i < n_blocks; ++i) F::pack(w, p.w_row_bytes, i, packed[static_cast<size_t>(k * n_blocks + i)]);
+      const typename F::Stored* panel = stored + (first + k) * n_blocks;
+      for (int64_t i = 0; i < n_blocks; ++i) F::unpack(panel[i], packed[static_cast<size_t>(k * n_blocks + i)]);
       tiles.bias[k] = p.bias != nullptr ? _mm256_loadu_ps(p.bias + o + kPanelRows * k) : _mm256_setzero_ps();
     }
     if (np == 2) {
@@ -584,28 +644,40 @@ void panel_product(const PanelProduct& p) {
   }
 }
 
+template <typename F>
+void repack_panel(const uint8_t* w, size_t w_row_bytes, int64_t n, uint8_t* panel) {
+  static_assert(std::is_trivially_copyable_v<typename F::Stored> && alignof(typename F::Stored) <= 16);
+  auto* out = reinterpret_cast<typename F::Stored*>(panel);
+  for (int64_t i = 0; i < n / F::kBlockSize; ++i) F::repack(w, w_row_bytes, i, out[i]);
+}
+
+template <typename F>
+PanelKernel panel_kernel_of(int64_t n) {
+  return {sizeof(typename F::Stored) * static_cast<size_t>(n / F::kBlockSize), &repack_panel<F>, &panel_product<F>};
+}
+
 }  // namespace
 
 PanelKernel panel_kernel(GgmlType weight_type, int64_t n) {
   switch (weight_type) {
-    case GgmlType::Q8_0: return &panel_product<Q8_0Format>;
-    case GgmlType::Q4_0: return &panel_product<OffsetBlock32Format<Q4_0Offset>>;
-    case GgmlType::Q4_1: return &panel_product<OffsetBlock32Format<Q4_1Offset>>;
-    case GgmlType::Q5_0: return &panel_product<OffsetBlock32Format<Q5_0Offset>>;
-    case GgmlType::Q5_1: return &panel_product<OffsetBlock32Format<Q5_1Offset>>;
-    case GgmlType::Q2_K: return &panel_product<KQuantFormat<Q2_KPanel>>;
-    case GgmlType::Q3_K: return &panel_product<KQuantFormat<Q3_KPanel>>;
-    case GgmlType::Q4_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q4_K, false>>>;
-    case GgmlType::Q5_K: return &panel_product<KQuantFormat<Q45_KPanel<block_q5_K, true>>>;
-    case GgmlType::Q6_K: return &panel_product<KQuantFormat<Q6_KPanel>>;
+    case GgmlType::Q8_0: return panel_kernel_of<Q8_0Format>(n);
+    case GgmlType::Q4_0: return panel_kernel_of<OffsetBlock32Format<Q4_0Offset>>(n);
+    case GgmlType::Q4_1: return panel_kernel_of<OffsetBlock32Format<Q4_1Offset>>(n);
+    case GgmlType::Q5_0: return panel_kernel_of<OffsetBlock32Format<Q5_0Offset>>(n);
+    case GgmlType::Q5_1: return panel_kernel_of<OffsetBlock32Format<Q5_1Offset>>(n);
+    case GgmlType::Q2_K: return panel_kernel_of<KQuantFormat<Q2_KPanel>>(n);
+    case GgmlType::Q3_K: return panel_kernel_of<KQuantFormat<Q3_KPanel>>(n);
+    case GgmlType::Q4_K: return panel_kernel_of<KQuantFormat<Q45_KPanel<block_q4_K, false>>>(n);
+    case GgmlType::Q5_K: return panel_kernel_of<KQuantFormat<Q45_KPanel<block_q5_K, true>>>(n);
+    case GgmlType::Q6_K: return panel_kernel_of<KQuantFormat<Q6_KPanel>>(n);
     default: break;
   }
-  if (n % 8 != 0) return nullptr;  // float rows are packed in blocks of 8 elements
+  if (n % 8 != 0) return {};  // float rows are packed in blocks of 8 elements
   switch (weight_type) {
-    case GgmlType::F32: return &panel_product<FloatFormat<F32Weights>>;
-    case GgmlType::F16: return &panel_product<FloatFormat<F16Weights>>;
-    case GgmlType::BF16: return &panel_product<FloatFormat<BF16Weights>>;
-    default: return nullptr;
+    case GgmlType::F32: return panel_kernel_of<FloatFormat<F32Weights>>(n);
+    case GgmlType::F16: return panel_kernel_of<FloatFormat<F16Weights>>(n);
+    case GgmlType::BF16: return panel_kernel_of<FloatFormat<BF16Weights>>(n);
+    default: return {};
   }
 }
 

@@ -40,37 +40,22 @@ using DotKernel = void (*)(const uint8_t* w_row, const uint8_t* x, size_t x_stri
 // every ISA).
 inline DotKernel dot_kernel(GgmlType weight_type, CpuIsa isa);
 
-// Products with at least panel_min_rows(type) activation rows (gemm_kernels.cpp) take panels of
-// kPanelRows consecutive weight rows, packed on the fly, where there is a PanelKernel (every type;
-// float rows a multiple of 8 long); the remaining out % kPanelRows rows, smaller batches and odd
-// float widths take the DotKernel.
+// Products take panels of kPanelRows consecutive weight rows where the type has a PanelKernel (every
+// type; float rows a multiple of 8 long), for every batch size, decode included. The weight keeps
+// those rows repacked at load into the kernel's panel layout (gemm_kernels.cpp: quants interleaved
+// by row, scales unpacked; about the size of the file's rows); the remaining out % kPanelRows rows
+// and odd float widths take the DotKernel, on the file's rows.
 inline constexpr int64_t kPanelRows = 8;
 
 // Batch invariance (continuous batching): an output of a product is bit-identical whatever other
 // activation rows share the batch. Activations are quantized per row; each kernel computes an output
-// independently of its tile's other rows; and the quantized types' dot and panel kernels take the
-// same float steps per output (bias, then block by block: simd_util.h add_block*). The float types'
-// dot kernel sums in another order (lanes = elements), so their panel rows take the panel kernel for
-// every batch size, decode included.
-//
-// So the kernel for a batch size is a speed choice only: the smallest batch for which panels beat
-// the dot kernel's tiles of kMaxTileRows, per type (xelm_microbench matmul2/matmul4 vs matmul8,
-// 1 thread, 1024x3072, on a Xeon with AVX-512 VNNI: the 32-element types' panels are 1.5-2.6x
-// faster from 2 rows; Q4_K/Q5_K's from 4 rows, 1.1-1.2x; Q2_K, Q3_K and Q6_K's dot tiles stay as
-// fast or faster up to 4).
-inline int64_t panel_min_rows(GgmlType weight_type) {
-  switch (weight_type) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: return 1;
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0: return 2;
-    case GgmlType::Q4_K: case GgmlType::Q5_K: return 4;
-    default: return 8;
-  }
-}
+// independently of its tile's other rows; and which kernel computes an output row depends on the row,
+// never on the batch size. (The quantized types' dot and panel kernels also take the same float steps
+// per output: simd_util.h add_block*.)
 
 // y[t][o] = dot(weight row o, activation row t) + bias[o] for o < kPanelRows * n_panels, t < n_rows.
 struct PanelProduct {
-  const uint8_t* w;    // weight row 0 of the first panel; rows w_row_bytes apart
-  size_t w_row_bytes;
+  const uint8_t* panels;  // n_panels repacked panels (PanelKernel::repack), panel_bytes apart
   int64_t n_panels;
   const uint8_t* x;    // prepared activation rows of activation_format(type), x_stride bytes apart
   size_t x_stride;
@@ -80,9 +65,17 @@ struct PanelProduct {
   int64_t y_stride;
   const float* bias;   // [kPanelRows * n_panels], or nullptr
 };
-using PanelKernel = void (*)(const PanelProduct& product);
-// The panel kernel for a weight type and row length n compiled for `isa`; nullptr if there is none
-// (types without one; float rows whose length is not a multiple of 8).
+// A type's panel layout and product, for rows of n elements.
+struct PanelKernel {
+  size_t panel_bytes = 0;  // one repacked panel: kPanelRows rows of n elements
+  // Repacks the kPanelRows rows at w (w_row_bytes apart, the file's layout) into one panel.
+  void (*repack)(const uint8_t* w, size_t w_row_bytes, int64_t n, uint8_t* panel) = nullptr;
+  void (*product)(const PanelProduct& product) = nullptr;
+  explicit operator bool() const { return product != nullptr; }
+};
+// The panel kernel for a weight type and row length n compiled for `isa`; empty if there is none
+// (types without one; float rows whose length is not a multiple of 8). The panel layout is the same
+// for every ISA.
 inline PanelKernel panel_kernel(GgmlType weight_type, int64_t n, CpuIsa isa);
 
 // dot_kernels.cpp and gemm_kernels.cpp compiled for each ISA (kernel_isa.h names the namespaces).

@@ -15,9 +15,12 @@
 
 namespace xelm::cpu::avx2::XELM_KERNEL_ISA {
 
-// Q2_K: elements 128*half + 32*shift + l (l < 32) of block b into q[shift], values 0..3.
-inline void decode_q2_k_half(const quant::block_q2_K& b, int half, __m256i q[4]) {
-  const __m256i qs = load256(b.qs + 32 * half);
+// The decoders take pointers to a block's quant fields (qs, qh, ...), so that they also decode the
+// interleaved copies of them that the panel kernels keep (gemm_kernels.cpp).
+
+// Q2_K: elements 128*half + 32*shift + l (l < 32) of a block with quants qs into q[shift], values 0..3.
+inline void decode_q2_k_half(const uint8_t* qs_bytes, int half, __m256i q[4]) {
+  const __m256i qs = load256(qs_bytes + 32 * half);
   for (int shift = 0; shift < 4; ++shift) {
     q[shift] = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
   }
@@ -25,8 +28,8 @@ inline void decode_q2_k_half(const quant::block_q2_K& b, int half, __m256i q[4])
 
 // Q3_K: the same elements into q[shift], values 0..7 (value q - 4): two low bits from qs, the third
 // from bit 4*half + shift of hmask.
-inline void decode_q3_k_half(const quant::block_q3_K& b, int half, __m256i q[4]) {
-  const __m256i qs = load256(b.qs + 32 * half), hmask = load256(b.hmask);
+inline void decode_q3_k_half(const uint8_t* hmask_bytes, const uint8_t* qs_bytes, int half, __m256i q[4]) {
+  const __m256i qs = load256(qs_bytes + 32 * half), hmask = load256(hmask_bytes);
   for (int shift = 0; shift < 4; ++shift) {
     const __m256i low2 = _mm256_and_si256(shift_right16(qs, 2 * shift), _mm256_set1_epi8(3));
     const __m256i high = _mm256_and_si256(shift_right16(hmask, 4 * half + shift), _mm256_set1_epi8(1));
@@ -65,27 +68,27 @@ inline __m128i unpack_k_scales_128(const uint8_t* packed) {
   return _mm_or_si128(low, high);
 }
 
-// Q4_K (kHighBits = false, quants 0..15) and Q5_K (true, 0..31): elements 64p .. 64p+31 of block b
-// into `low` (sub-block 2p) and 64p+32 .. 64p+63 into `high` (sub-block 2p+1), p < 4.
-template <typename Block, bool kHighBits>
-inline void decode_q45_k_pair(const Block& b, int p, __m256i& low, __m256i& high) {
+// Q4_K (kHighBits = false, quants 0..15; qh unused) and Q5_K (true, 0..31): elements 64p .. 64p+31
+// of a block into `low` (sub-block 2p) and 64p+32 .. 64p+63 into `high` (sub-block 2p+1), p < 4.
+template <bool kHighBits>
+inline void decode_q45_k_pair(const uint8_t* qh_bytes, const uint8_t* qs_bytes, int p, __m256i& low, __m256i& high) {
   const __m256i low_nibble = _mm256_set1_epi8(0x0F);
-  const __m256i bytes = load256(b.qs + 32 * p);
+  const __m256i bytes = load256(qs_bytes + 32 * p);
   low = _mm256_and_si256(bytes, low_nibble);
   high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibble);
   if constexpr (kHighBits) {
-    const __m256i qh = load256(b.qh);
+    const __m256i qh = load256(qh_bytes);
     const __m256i one = _mm256_set1_epi8(1);
     low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(shift_right16(qh, 2 * p), one), 4));
     high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(shift_right16(qh, 2 * p + 1), one), 4));
   }
 }
 
-// Q6_K: elements 128*half + 32c .. +31 of block b into q[c], c < 4, as bytes 0..63 (value q - 32).
-inline void decode_q6_k_half(const quant::block_q6_K& b, int half, __m256i q[4]) {
+// Q6_K: elements 128*half + 32c .. +31 of a block into q[c], c < 4, as bytes 0..63 (value q - 32).
+inline void decode_q6_k_half(const uint8_t* ql, const uint8_t* qh_bytes, int half, __m256i q[4]) {
   const __m256i low_nibble = _mm256_set1_epi8(0x0F), two_bits = _mm256_set1_epi8(3);
-  const __m256i ql0 = load256(b.ql + 64 * half), ql1 = load256(b.ql + 64 * half + 32);
-  const __m256i qh = load256(b.qh + 32 * half);
+  const __m256i ql0 = load256(ql + 64 * half), ql1 = load256(ql + 64 * half + 32);
+  const __m256i qh = load256(qh_bytes + 32 * half);
   q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low_nibble), _mm256_slli_epi16(_mm256_and_si256(qh, two_bits), 4));
   q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low_nibble),
                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits), 4));
