@@ -44,9 +44,7 @@ struct BatchScheduler::Active {
 BatchScheduler::BatchScheduler(Transformer& transformer, const Tokenizer& tokenizer, int parallel)
     : transformer_(transformer),
       tokenizer_(tokenizer),
-      parallel_(parallel),
-      n_pages_(transformer.kv_pages().n_pages()),
-      page_size_(transformer.kv_pages().page_size()) {
+      parallel_(parallel) {
   if (parallel < 1) throw Error(fmt::format("parallel requests must be at least 1 (got {})", parallel));
   slot_used_.assign(static_cast<size_t>(parallel), false);
   publish_stats();
@@ -67,10 +65,11 @@ void BatchScheduler::submit(BatchRequest request) {
   // The positions it may come to hold: the prompt and every answer token but the last.
   const int64_t n_answer = request.n_predict < 0 ? n_ctx : std::max<int64_t>(request.n_predict, 1);
   const int64_t positions = std::min(n_ctx, n_prompt + n_answer - 1);
-  const int64_t pages = (positions + page_size_ - 1) / page_size_;
-  if (pages > n_pages_) {
+  const KvPages& pool = transformer_.kv_pages();
+  const int64_t pages = (positions + pool.page_size() - 1) / pool.page_size();
+  if (pages > pool.n_pages()) {
     throw Error(fmt::format("the prompt and answer need {} KV pages of {} positions; the whole pool (-c) has {}", pages,
-                            page_size_, n_pages_));
+                            pool.page_size(), pool.n_pages()));
   }
   auto r = std::make_unique<Active>();
   r->sampler = std::make_unique<Sampler>(request.sampling);

@@ -142,7 +142,6 @@ class BatchScheduler {
   Transformer& transformer_;
   const Tokenizer& tokenizer_;
   int parallel_;
-  int64_t n_pages_, page_size_;
   std::atomic<size_t> occupancy_{0};
 
   mutable std::mutex mutex_;       // guards the members below it up to stats_

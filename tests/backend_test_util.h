@@ -98,6 +98,14 @@ inline SyntheticModelSpec small_model_spec(GgmlType weight_type) {
   return spec;
 }
 
+// `spec` with the real Qwen tokenizer embedded and Qwen's padded vocabulary (151936), for tests
+// that tokenize, render chat templates or serve.
+inline SyntheticModelSpec with_real_tokenizer(SyntheticModelSpec spec) {
+  spec.n_vocab = 151936;
+  spec.tokenizer_path = default_tokenizer_path();
+  return spec;
+}
+
 // Whether this CPU can run the AVX2 backend (cpu::make_avx2_backend needs all three).
 inline bool has_avx2() {
   const cpu::CpuFeatures& f = cpu::cpu_features();

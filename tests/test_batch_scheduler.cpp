@@ -22,6 +22,7 @@
 #include "runtime/synthetic_model.h"
 #include "runtime/tokenizer.h"
 #include "runtime/transformer.h"
+#include "tests/backend_test_util.h"
 #include "tests/test_util.h"
 
 namespace xelm {
@@ -38,13 +39,11 @@ class BatchSchedulerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::ScratchDir();
-    SyntheticModelSpec spec;
+    SyntheticModelSpec spec = test::with_real_tokenizer({});
     spec.n_layer = 2;
     spec.n_embd = 64;
     spec.n_ff = 128;
     spec.head_dim = 16;
-    spec.n_vocab = 151936;
-    spec.tokenizer_path = default_tokenizer_path();
     const std::string path = dir_->file("chat.gguf");
     write_synthetic_model(spec, path);
     model_ = Model::load(path).release();

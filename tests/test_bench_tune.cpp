@@ -25,6 +25,7 @@
 #include "host/opencl_backend.h"
 #include "runtime/error.h"
 #include "runtime/synthetic_model.h"
+#include "tests/backend_test_util.h"
 #include "tests/test_util.h"
 #include "tools/xelm/environment.h"
 
@@ -324,10 +325,8 @@ namespace {
 // (and only for that device).
 TEST_F(BenchTune, CommandsUseTheSavedRecommendationWhenNoNglIsGiven) {
   if (!gpu_) GTEST_SKIP() << "no OpenCL device";
-  SyntheticModelSpec spec;  // 4 layers, with the real tokenizer (xelm run needs one)
+  SyntheticModelSpec spec = test::with_real_tokenizer({});  // xelm run needs a tokenizer
   spec.n_layer = 4;
-  spec.n_vocab = 151936;
-  spec.tokenizer_path = default_tokenizer_path();
   const std::string model = dir_.file("with-tokenizer.gguf");
   write_synthetic_model(spec, model);
   const std::string config_home = dir_.file("config-for-run");

@@ -390,13 +390,11 @@ TEST(DroppedSpan, FindsTheSpanAfterTheCommonPrefix) {
 // keys and values depend on their token alone, so this is exact up to the re-rotation's rounding).
 TEST(ThinkingEviction, TheNextTurnContinuesTheCacheAndMatchesAFreshPrefill) {
   test::ScratchDir dir;
-  SyntheticModelSpec spec = test::small_model_spec(GgmlType::F32);
+  SyntheticModelSpec spec = test::with_real_tokenizer(test::small_model_spec(GgmlType::F32));
   spec.n_layer = 1;
   spec.n_embd = 64;
   spec.n_ff = 128;
   spec.head_dim = 32;
-  spec.n_vocab = 151936;
-  spec.tokenizer_path = default_tokenizer_path();
   const std::string path = dir.file("chat.gguf");
   write_synthetic_model(spec, path);
   const std::unique_ptr<Model> model = Model::load(path);
