@@ -54,7 +54,8 @@ constexpr int kBsums = QK_K / 16;        // Q8_K bsums per block
 // One block (QK_K elements) of every row of a panel, packed. For row r (lane r) of the panel:
 //   q[g]      32 bytes: byte 4r + e = quant of row r, element 4g + e (unsigned), g < kGroups
 //   scales[j] scale of row r's sub-block j in GroupSums::pack_weights' layout (AVX2: int16 lanes
-//             2r and 2r+1, the madd weights of the two maddubs pairs of row r; VNNI: int32 lane r)
+//             2r and 2r+1, the madd weights of the two maddubs pairs of row r; VNNI: int32 lane r,
+//             or (w, 0) in int16 lanes 2r, 2r+1 for the int16 widen)
 //   corr[p]   16 int16: lanes 2r, 2r+1 = row r's correction coefficients of the Q8_K bsums 2p, 2p+1
 //   d, coef   8 floats: row r's block scale and the scale of its correction
 // so that for a Q8_K activation block a:
@@ -70,7 +71,8 @@ struct PackedBlock {
 
 // Per-type traits of the K-quants (see KQuantFormat below):
 //   Block, kSubBlocks (scales per block), kGroupsPerSum (4-element groups whose maddubs pair sums
-//   stay in int16 before the madd with the scale: kGroupsPerSum * 2 * q_max * 127 < 32768);
+//   stay in int16 before the madd with the scale: kGroupsPerSum * 2 * q_max * 127 < 32768),
+//   kVnniGroupsPerInt16 (groups whose vpdpbusd sums stay in int16: n * 4 * q_max * 127 < 32768);
 //   [kQuantBegin, kQuantEnd): the bytes of a block that hold its quants, a multiple of 32;
 //   decode(quants, q[kChunks]): the quants (a copy of a block's bytes [kQuantBegin, kQuantEnd)) as
 //     bytes in element order, 32 per vector. Each output byte depends only on the quant bytes at its
@@ -87,6 +89,7 @@ struct Q2_KPanel {
   using Block = block_q2_K;
   static constexpr int kSubBlocks = 16;
   static constexpr int kGroupsPerSum = 4;  // a whole sub-block: 4 * 2*3*127 = 3048
+  static constexpr int kVnniGroupsPerInt16 = 4;  // 4 * 4*3*127 = 6096
   static constexpr bool kHasMins = true;
   static constexpr int kCorrShift = 0;
   static constexpr size_t kQuantBegin = offsetof(Block, qs);
@@ -110,6 +113,7 @@ struct Q3_KPanel {
   using Block = block_q3_K;
   static constexpr int kSubBlocks = 16;
   static constexpr int kGroupsPerSum = 4;  // 4 * 2*7*127 = 7112
+  static constexpr int kVnniGroupsPerInt16 = 4;  // 4 * 4*7*127 = 14224
   static constexpr bool kHasMins = false;
   static constexpr int kCorrShift = 2;
   static constexpr size_t kQuantBegin = offsetof(Block, hmask);  // hmask, then qs
@@ -132,6 +136,7 @@ struct Q45_KPanel {
   using Block = BlockType;
   static constexpr int kSubBlocks = 8;
   static constexpr int kGroupsPerSum = kHighBits ? 4 : 8;  // 4 * 2*31*127 = 31496, 8 * 2*15*127 = 30480
+  static constexpr int kVnniGroupsPerInt16 = kHighBits ? 2 : 4;  // 2 * 4*31*127 = 31496, 4 * 4*15*127 = 30480
   static constexpr bool kHasMins = true;
   static constexpr int kCorrShift = 0;
   static constexpr size_t kQuantBegin = offsetof(Block, scales) + sizeof(Block::scales);  // qh (Q5_K), qs
@@ -156,6 +161,7 @@ struct Q6_KPanel {
   using Block = block_q6_K;
   static constexpr int kSubBlocks = 16;
   static constexpr int kGroupsPerSum = 2;  // 2 * 2*63*127 = 32004
+  static constexpr int kVnniGroupsPerInt16 = 1;  // 4*63*127 = 32004
   static constexpr bool kHasMins = false;
   static constexpr int kCorrShift = 5;
   static constexpr size_t kQuantBegin = offsetof(Block, ql);
@@ -201,9 +207,16 @@ inline __m256i broadcast4(const void* p) {
 // panel times 4 broadcast activation bytes), added into int32 sums with one weight per row (a
 // sub-block scale, or 1). AVX2: maddubs pair sums accumulate in int16 for a run of kGroupsPerSum
 // groups (the format's range argument keeps them exact), then one madd widens them with the weights
-// as int16 pairs. VNNI: vpdpbusd adds each group straight into int32, exact for any run, so a run is
-// a whole sub-block and one vpmulld applies the weight as int32. Same integers either way.
+// as int16 pairs (w, w). VNNI: vpdpbusd adds each group straight into int32, exact for any run, so a
+// run is a whole sub-block; where that sum still fits int16 (Q2_K, Q3_K: kVnniGroupsPerInt16), one
+// vpdpwssd applies the weight to its int32 lanes read as int16 pairs (v, sign) against (w, 0), exact
+// since |v| < 2^15; otherwise one vpmulld (two uops) does. (Two int16 runs per sub-block with a
+// vpdpwssd each measured 6% slower than the vpmulld for Q4_K.) Same integers every way.
 struct GroupSums {
+  // Whether a VNNI sub-block sum fits int16 (kVnniGroupsPerInt16 groups do: 4 * q_max * 127 each).
+  static constexpr bool int16_widen(int groups_per_int16_vnni, int groups_per_sub_block) {
+    return kVnni && groups_per_sub_block <= groups_per_int16_vnni;
+  }
   // Groups per partial sum: the format's int16 limit (AVX2), or a whole sub-block (VNNI).
   static constexpr int run_length(int groups_per_int16_sum, int groups_per_sub_block) {
     return kVnni ? groups_per_sub_block : groups_per_int16_sum;
@@ -215,9 +228,10 @@ struct GroupSums {
       return _mm256_add_epi16(partial, _mm256_maddubs_epi16(u, s));
     }
   }
-  // sumi + partial × weights, the weights as pack_weights laid them out.
+  // sumi + partial × weights, the weights as pack_weights<kInt16Widen> laid them out.
+  template <bool kInt16Widen>
   static __m256i widen(__m256i sumi, __m256i partial, __m256i weights) {
-    if constexpr (kVnni) {
+    if constexpr (kVnni && !kInt16Widen) {
       return _mm256_add_epi32(sumi, _mm256_mullo_epi32(partial, weights));
     } else {
       return dpwssd(sumi, partial, weights);
@@ -230,12 +244,16 @@ struct GroupSums {
       return dpwssd(sumi, partial, _mm256_set1_epi16(1));
     }
   }
-  // The weights of the 8 rows (int16 w[r]) for widen: int16 pairs (w[r], w[r]) or int32 lanes.
+  // The weights of the 8 rows (int16 w[r]) for widen: int16 pairs (w[r], w[r]) (AVX2), (w[r], 0)
+  // (VNNI, int16 widen) or int32 lanes.
+  template <bool kInt16Widen>
   static __m256i pack_weights(__m128i w) {
-    if constexpr (kVnni) {
-      return _mm256_cvtepi16_epi32(w);
-    } else {
+    if constexpr (!kVnni) {
       return _mm256_set_m128i(_mm_unpackhi_epi16(w, w), _mm_unpacklo_epi16(w, w));
+    } else if constexpr (kInt16Widen) {
+      return _mm256_cvtepu16_epi32(w);
+    } else {
+      return _mm256_cvtepi16_epi32(w);
     }
   }
 };
@@ -273,6 +291,9 @@ struct KQuantFormat {
   using Activation = block_q8_K;
   static constexpr int64_t kBlockSize = QK_K;
   static constexpr int kTileRowsOnePanel = 4, kTileRowsTwoPanels = 3;
+  static constexpr int kGroupsPerSub = kGroups / T::kSubBlocks;
+  static constexpr bool kInt16Widen = GroupSums::int16_widen(T::kVnniGroupsPerInt16, kGroupsPerSub);
+  static constexpr int kRun = GroupSums::run_length(T::kGroupsPerSum, kGroupsPerSub);
 
   static void repack(const uint8_t* w, size_t w_row_bytes, int64_t i, Stored& out) {
     using Block = typename T::Block;
@@ -315,7 +336,7 @@ struct KQuantFormat {
       for (int c = 0; c < kChunks; ++c) out.q[8 * c + k] = q[c];
     }
     for (int j = 0; j < T::kSubBlocks; ++j) {
-      out.scales[j] = GroupSums::pack_weights(_mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s.scales[j]))));
+      out.scales[j] = GroupSums::pack_weights<kInt16Widen>(_mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s.scales[j]))));
     }
     for (int p = 0; p < kBsums / 2; ++p) {
       const __m128i even = correction(s, 2 * p), odd = correction(s, 2 * p + 1);
@@ -329,8 +350,6 @@ struct KQuantFormat {
   // correction is a madd of the bsums with the correction coefficients.
   template <int NP, int NT>
   static void accumulate(const Packed* const pb[NP], const Activation* const xb[NT], __m256 acc[NP][NT]) {
-    constexpr int kGroupsPerSub = kGroups / T::kSubBlocks;
-    constexpr int kRun = GroupSums::run_length(T::kGroupsPerSum, kGroupsPerSub);
     static_assert(kGroupsPerSub % kRun == 0 && 8 % kRun == 0);
     __m256i sumi[NP][NT];
     for (int p = 0; p < NP; ++p) {
@@ -354,7 +373,7 @@ struct KQuantFormat {
           }
         }
         for (int p = 0; p < NP; ++p) {
-          for (int t = 0; t < NT; ++t) sumi[p][t] = GroupSums::widen(sumi[p][t], partial[p][t], pb[p]->scales[j]);
+          for (int t = 0; t < NT; ++t) sumi[p][t] = GroupSums::widen<kInt16Widen>(sumi[p][t], partial[p][t], pb[p]->scales[j]);
         }
       }
     }
