@@ -43,9 +43,6 @@ class Weight {
   GgmlType type() const { return info_->type; }
   int64_t in_features() const { return info_->shape[0]; }
   int64_t out_features() const { return info_->shape.size() > 1 ? info_->shape[1] : 1; }
-  // The bytes of the tensor's data (a prefix) that this weight keeps a copy of in its own layout
-  // and so no longer reads: the loader may release their pages (GgufFile::release_pages).
-  virtual size_t bytes_copied() const { return 0; }
 
  private:
   const gguf::TensorInfo* info_;

@@ -520,6 +520,7 @@ class Parser {
       for (uint32_t d = 0; d < n_dims; ++d) info.shape.push_back(static_cast<int64_t>(read<uint64_t>("dimension")));
       const uint32_t type_id = read<uint32_t>("type id");
       info.offset = read<uint64_t>("data offset");
+      info.file = &file_;
       const std::optional<TypeTraits> traits = type_traits(type_id);
       if (!traits) fail(context_ + " has unknown type id " + str(type_id));
       info.type = traits->type;

@@ -62,6 +62,8 @@ class Value {
   std::variant<uint64_t, int64_t, double, bool, std::string, std::shared_ptr<const Array>> data_;
 };
 
+class GgufFile;
+
 struct TensorInfo {
   std::string name;
   GgmlType type = GgmlType::F32;
@@ -69,6 +71,7 @@ struct TensorInfo {
   uint64_t offset = 0;         // from the start of the data section
   uint64_t n_bytes = 0;
   const uint8_t* data = nullptr;  // into the file mapping; valid while the GgufFile lives
+  const GgufFile* file = nullptr;  // the file holding data (GgufFile::release_pages); nullptr for tensors made elsewhere
 
   int64_t n_elements() const;
   std::string shape_string() const;  // "[1024, 151936]"
@@ -93,7 +96,8 @@ class GgufFile {
   std::span<const uint8_t> bytes() const { return bytes_; }
   // Tells the kernel that the mapped bytes [begin, begin + n) are not needed for now: the whole pages
   // inside the range leave the process's resident memory and are read again from the file if touched
-  // (a weight that keeps a repacked copy of them). Does nothing for parsed bytes (parse()).
+  // (a weight that keeps a repacked copy of them). Does nothing for parsed bytes (parse()) or bytes
+  // outside the mapping.
   void release_pages(const uint8_t* begin, size_t n) const;
 
   // Metadata in file order.

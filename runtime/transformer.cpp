@@ -117,10 +117,7 @@ Transformer::BackendState& Transformer::state(Backend* backend) {
 
 const Weight& Transformer::weight(Backend* backend, WeightTensor tensor) {
   auto& slot = state(backend).weights[tensor];
-  if (!slot) {
-    slot = backend->prepare_weight(*tensor);
-    model_.file().release_pages(tensor->data, slot->bytes_copied());
-  }
+  if (!slot) slot = backend->prepare_weight(*tensor);
   return *slot;
 }
 

@@ -45,17 +45,28 @@ class Avx2Weight final : public Weight {
       dequantize_row(info.type, info.data, dense.data(), info.shape[0]);
       return;
     }
-    if (panel_kernel) {
-      n_panels = out_features() / avx2::kPanelRows;
-      panels.resize(static_cast<size_t>(n_panels) * panel_kernel.panel_bytes);
-      pool.parallel_for(n_panels, [&](int64_t begin, int64_t end) {
-        for (int64_t p = begin; p < end; ++p) {
+    if (panel_kernel) repack(pool);
+  }
+  // Repacks the whole panels, a few MiB of the file's rows at a time; the file pages of each part
+  // are released once it is repacked (GgufFile::release_pages), so loading never holds a matrix
+  // twice.
+  void repack(ThreadPool& pool) {
+    constexpr size_t kPartBytes = size_t{4} << 20;
+    n_panels = out_features() / avx2::kPanelRows;
+    panels.resize(static_cast<size_t>(n_panels) * panel_kernel.panel_bytes);
+    const int64_t panels_per_part =
+        std::max<int64_t>(1, static_cast<int64_t>(kPartBytes / (row_bytes * avx2::kPanelRows)));
+    for (int64_t first = 0; first < n_panels; first += panels_per_part) {
+      const int64_t last = std::min(n_panels, first + panels_per_part);
+      pool.parallel_for(last - first, [&](int64_t begin, int64_t end) {
+        for (int64_t p = first + begin; p < first + end; ++p) {
           panel_kernel.repack(row(p * avx2::kPanelRows), row_bytes, in_features(), panel(p));
         }
       });
+      // Everything up to the end of this part (release_pages keeps the partial pages at the ends).
+      if (info().file != nullptr) info().file->release_pages(info().data, static_cast<size_t>(last * avx2::kPanelRows) * row_bytes);
     }
   }
-  size_t bytes_copied() const override { return static_cast<size_t>(n_panels * avx2::kPanelRows) * row_bytes; }
   const uint8_t* row(int64_t r) const { return info().data + static_cast<size_t>(r) * row_bytes; }
   uint8_t* panel(int64_t p) { return panels.data() + static_cast<size_t>(p) * panel_kernel.panel_bytes; }
   const uint8_t* panel(int64_t p) const { return panels.data() + static_cast<size_t>(p) * panel_kernel.panel_bytes; }
