@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include <spdlog/fmt/fmt.h>
@@ -32,50 +33,56 @@ constexpr int64_t kQueryTile = 16;
 constexpr int64_t kParallelElements = 16384;
 
 // A weight: 1-D tensors dequantized; matrices as their whole panels repacked for the panel kernel
-// (kernels.h) and, for the rows after the last whole panel, the file's rows.
+// (kernels.h) and, for the rows after the last whole panel, the file's rows. The panels are made at
+// the first product, so a table only read by get_rows (an untied token embedding) is never repacked.
 class Avx2Weight final : public Weight {
  public:
-  Avx2Weight(const gguf::TensorInfo& info, CpuIsa isa, ThreadPool& pool)
+  Avx2Weight(const gguf::TensorInfo& info, CpuIsa isa)
       : Weight(info),
         row_bytes(xelm::row_bytes(info.type, info.shape[0])),
         kernel(avx2::dot_kernel(info.type, isa)),
-        panel_kernel(avx2::panel_kernel(info.type, info.shape[0], isa)) {
+        panel_kernel(avx2::panel_kernel(info.type, info.shape[0], isa)),
+        n_panels(info.shape.size() > 1 && panel_kernel ? out_features() / avx2::kPanelRows : 0) {
     if (info.shape.size() == 1) {  // norms and biases: kept dequantized (a few KiB)
       dense.resize(static_cast<size_t>(info.shape[0]));
       dequantize_row(info.type, info.data, dense.data(), info.shape[0]);
-      return;
     }
-    if (panel_kernel) repack(pool);
   }
-  // Repacks the whole panels, a few MiB of the file's rows at a time; the file pages of each part
-  // are released once it is repacked (GgufFile::release_pages), so loading never holds a matrix
-  // twice.
-  void repack(ThreadPool& pool) {
-    constexpr size_t kPartBytes = size_t{4} << 20;
-    n_panels = out_features() / avx2::kPanelRows;
-    panels.resize(static_cast<size_t>(n_panels) * panel_kernel.panel_bytes);
-    const int64_t panels_per_part =
-        std::max<int64_t>(1, static_cast<int64_t>(kPartBytes / (row_bytes * avx2::kPanelRows)));
-    for (int64_t first = 0; first < n_panels; first += panels_per_part) {
-      const int64_t last = std::min(n_panels, first + panels_per_part);
-      pool.parallel_for(last - first, [&](int64_t begin, int64_t end) {
-        for (int64_t p = first + begin; p < first + end; ++p) {
-          panel_kernel.repack(row(p * avx2::kPanelRows), row_bytes, in_features(), panel(p));
+  // The panels, repacked at the first call: a few MiB of the file's rows at a time, the file pages
+  // of each part released once it is repacked (GgufFile::release_pages), so that memory never holds
+  // a matrix twice.
+  const uint8_t* repacked_panels(ThreadPool& pool) const {
+    std::call_once(repacked_, [&] {
+      constexpr size_t kPartBytes = size_t{4} << 20;
+      panels_.resize(static_cast<size_t>(n_panels) * panel_kernel.panel_bytes);
+      const int64_t panels_per_part =
+          std::max<int64_t>(1, static_cast<int64_t>(kPartBytes / (row_bytes * avx2::kPanelRows)));
+      for (int64_t first = 0; first < n_panels; first += panels_per_part) {
+        const int64_t last = std::min(n_panels, first + panels_per_part);
+        pool.parallel_for(last - first, [&](int64_t begin, int64_t end) {
+          for (int64_t p = first + begin; p < first + end; ++p) {
+            panel_kernel.repack(row(p * avx2::kPanelRows), row_bytes, in_features(),
+                                panels_.data() + static_cast<size_t>(p) * panel_kernel.panel_bytes);
+          }
+        });
+        // Everything up to the end of this part (release_pages keeps the partial pages at the ends).
+        if (info().file != nullptr) {
+          info().file->release_pages(info().data, static_cast<size_t>(last * avx2::kPanelRows) * row_bytes);
         }
-      });
-      // Everything up to the end of this part (release_pages keeps the partial pages at the ends).
-      if (info().file != nullptr) info().file->release_pages(info().data, static_cast<size_t>(last * avx2::kPanelRows) * row_bytes);
-    }
+      }
+    });
+    return panels_.data();
   }
   const uint8_t* row(int64_t r) const { return info().data + static_cast<size_t>(r) * row_bytes; }
-  uint8_t* panel(int64_t p) { return panels.data() + static_cast<size_t>(p) * panel_kernel.panel_bytes; }
-  const uint8_t* panel(int64_t p) const { return panels.data() + static_cast<size_t>(p) * panel_kernel.panel_bytes; }
   size_t row_bytes;
   avx2::DotKernel kernel;          // nullptr for types without a product kernel
   avx2::PanelKernel panel_kernel;  // empty for types (or float widths) without one
-  int64_t n_panels = 0;            // whole panels: output rows [0, kPanelRows * n_panels)
-  std::vector<uint8_t> panels;     // [n_panels][panel_kernel.panel_bytes]
+  int64_t n_panels;                // whole panels: output rows [0, kPanelRows * n_panels)
   std::vector<float> dense;        // [in_features] for 1-D tensors
+
+ private:
+  mutable std::once_flag repacked_;
+  mutable std::vector<uint8_t> panels_;  // [n_panels][panel_kernel.panel_bytes]
 };
 
 // Stores fp32 values [width] as one cache row of the cache's type (F32, F16 or Q8_0).
@@ -139,7 +146,7 @@ class Avx2Backend final : public CpuBackendBase {
     if (tensor.shape.size() > 1 && !supports(tensor.type)) {
       throw Error(fmt::format("tensor '{}': type {} has no AVX2 kernel", tensor.name, type_traits(tensor.type).name));
     }
-    return std::make_unique<Avx2Weight>(tensor, isa_, pool_);
+    return std::make_unique<Avx2Weight>(tensor, isa_);
   }
 
  protected:
@@ -185,11 +192,12 @@ class Avx2Backend final : public CpuBackendBase {
     const float* b = bias != nullptr ? wt(*bias).dense.data() : nullptr;
     // Whole panels of output rows through the panel kernel (chunks of the pool are whole panels), the
     // rows after the last one through the dot kernel (kernels.h).
+    const uint8_t* panels = weight.n_panels > 0 ? weight.repacked_panels(pool_) : nullptr;
     pool_.parallel_for(w.out_features(), [&](int64_t o_begin, int64_t o_end) {
       const int64_t panel_begin = o_begin / avx2::kPanelRows;
       const int64_t n_panels = std::max<int64_t>(0, std::min(o_end / avx2::kPanelRows, weight.n_panels) - panel_begin);
       if (n_panels > 0) {
-        weight.panel_kernel.product({weight.panel(panel_begin), n_panels, xq, x_stride, n, in, act(y).row(0) + o_begin,
+        weight.panel_kernel.product({panels + static_cast<size_t>(panel_begin) * weight.panel_kernel.panel_bytes, n_panels, xq, x_stride, n, in, act(y).row(0) + o_begin,
                                      y.cols(), b != nullptr ? b + o_begin : nullptr});
       }
       const int64_t first = o_begin + n_panels * avx2::kPanelRows;  // first output row for the dot kernel
