@@ -226,7 +226,8 @@ class ApiServer {
       std::vector<int32_t> prompt = serve::build_prompt(request, *template_, *tokenizer_, default_thinking_);
       const int64_t n_predict = serve::tokens_to_generate(request, static_cast<int64_t>(prompt.size()),
                                                           engine_.transformer->n_ctx(), limits_);
-      const SamplerParams sampling = request.sampling.apply_to(sampling_defaults(request));
+      const SamplerParams sampling =
+          request.sampling.apply_to(sampling_defaults(request), tokenizer_->vocab().end_of_generation());
       try {
         Sampler check(sampling);
       } catch (const Error& e) {
