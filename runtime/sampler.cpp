@@ -58,6 +58,9 @@ Sampler::Sampler(SamplerParams params) : params_(params) {
               "mirostat must be 0 (off) or 2 (v2); mirostat v1 is not supported");
   check_param(params_.mirostat_tau >= 0.0f && std::isfinite(params_.mirostat_tau), "mirostat_tau must be >= 0");
   check_param(params_.mirostat_eta >= 0.0f && std::isfinite(params_.mirostat_eta), "mirostat_eta must be >= 0");
+  for (const auto& entry : params_.logit_bias) {
+    check_param(!std::isnan(entry.second) && entry.second != INFINITY, "a logit bias must be a number or -infinity");
+  }
   reset();
 }
 
@@ -89,24 +92,29 @@ float Sampler::penalized_logit(float logit, int count) const {
   return logit - static_cast<float>(count) * params_.frequency_penalty - params_.presence_penalty;
 }
 
-void Sampler::apply_penalties(std::span<float> logits) const {
+// Steps 0 and 1 on any logits; logit_of(id) is a reference to the logit of token id < n.
+template <typename LogitOf>
+void Sampler::adjust_logits(size_t n, LogitOf logit_of) const {
+  for (const auto& [token, bias] : params_.logit_bias) {
+    if (token >= 0 && static_cast<size_t>(token) < n) logit_of(token) += bias;
+  }
   for (const auto& [token, count] : counts_) {
-    if (token >= 0 && static_cast<size_t>(token) < logits.size()) {
-      logits[static_cast<size_t>(token)] = penalized_logit(logits[static_cast<size_t>(token)], count);
+    if (token >= 0 && static_cast<size_t>(token) < n) {
+      float& logit = logit_of(token);
+      logit = penalized_logit(logit, count);
     }
   }
+}
+
+void Sampler::apply_penalties(std::span<float> logits) const {
+  adjust_logits(logits.size(), [&](int32_t token) -> float& { return logits[static_cast<size_t>(token)]; });
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw Error("sampler: no logits to sample from");
   candidates_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) candidates_[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
-  for (const auto& [token, count] : counts_) {
-    if (token >= 0 && static_cast<size_t>(token) < candidates_.size()) {
-      Candidate& c = candidates_[static_cast<size_t>(token)];
-      c.logit = penalized_logit(c.logit, count);
-    }
-  }
+  adjust_logits(candidates_.size(), [&](int32_t token) -> float& { return candidates_[static_cast<size_t>(token)].logit; });
 
   if (params_.temperature <= 0.0f) {
     return std::min_element(candidates_.begin(), candidates_.end(), ranks_before<Candidate>)->id;

@@ -2,6 +2,8 @@
 // penalties, top-k, top-p, min-p, temperature and mirostat v2, over a seeded generator.
 //
 // Order of the chain (llama.cpp's default order, without the stages xelm lacks):
+//   0. logit bias: each (id, bias) of logit_bias is added to that token's logit (OpenAI's
+//                 logit_bias; ids outside the logits are skipped; -INFINITY bans a token outright).
 //   1. penalties  over the last repeat_last_n accepted tokens (-1 = all of them, 0 = none):
 //                 repeat (llama.cpp: a positive logit is divided by the penalty, a negative one
 //                 multiplied), then presence and frequency as OpenAI defines them:
@@ -30,6 +32,7 @@
 #include <random>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace xelm {
@@ -52,6 +55,8 @@ struct SamplerParams {
   float mirostat_eta = 0.1f;
   uint64_t seed = kRandomSeed;  // kRandomSeed = a random seed
   float think_repeat_penalty = 0.0f;  // 0 = off; else the repeat penalty used while inside <think>…</think>
+  // (token id, bias) added to the logits before anything else; NaN and +INFINITY are refused.
+  std::vector<std::pair<int32_t, float>> logit_bias = {};
 
   // Qwen3's recommended settings for thinking mode and for non-thinking mode.
   static SamplerParams qwen3_thinking();
@@ -73,7 +78,7 @@ class Sampler {
   // (with the same seed, or a fresh random one when the seed is kRandomSeed).
   void reset();
 
-  // Step 1 of the chain alone, in place: the logits as the rest of the chain sees them.
+  // Steps 0 and 1 of the chain alone, in place: the logits as the rest of the chain sees them.
   void apply_penalties(std::span<float> logits) const;
 
   const SamplerParams& params() const { return params_; }
@@ -88,6 +93,8 @@ class Sampler {
   };
 
   float penalized_logit(float logit, int count) const;
+  template <typename LogitOf>
+  void adjust_logits(size_t n, LogitOf logit_of) const;
   void top_k(int k);
   void top_p(float p);
   void min_p(float p);

@@ -7,6 +7,10 @@
 #include <cmath>
 #include <deque>
 #include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <spdlog/fmt/fmt.h>
@@ -15,6 +19,7 @@
 #include "runtime/file_io.h"
 #include "runtime/file_type.h"
 #include "runtime/gguf.h"
+#include "runtime/vocab.h"
 
 namespace xelm {
 namespace {
@@ -80,24 +85,86 @@ class TensorFactory {
   std::deque<std::vector<uint8_t>> storage_;  // stable addresses until write()
 };
 
-// Copies tokenizer.* keys, padding the token list to n_vocab as llama.cpp's converter does.
-void add_tokenizer(gguf::GgufWriter& writer, const std::string& path, int64_t n_vocab) {
+// The tokenizer.* keys of `file` with only its first `keep` tokens and every added (control or
+// user-defined) token, renumbered after them; the merges whose two parts and result are all kept;
+// the special-token ids renumbered (dropped when their token is).
+std::vector<std::pair<std::string, gguf::Value>> trimmed_tokenizer(const gguf::GgufFile& file, int64_t keep) {
+  const gguf::Value::Array& tokens = *file.find("tokenizer.ggml.tokens")->as_array();
+  const gguf::Value* types_value = file.find("tokenizer.ggml.token_type");
+  const gguf::Value::Array* types = types_value != nullptr ? types_value->as_array() : nullptr;
+  if (types == nullptr || types->size() != tokens.size()) throw Error("tokenizer: no token_type entry per token to trim by");
+  std::vector<int64_t> new_id(tokens.size(), -1);
+  gguf::Value::Array kept_tokens, kept_types;
+  std::unordered_set<std::string> kept_text;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int64_t type = (*types)[i].as_int().value_or(0);
+    const bool added = type == static_cast<int64_t>(TokenType::Control) || type == static_cast<int64_t>(TokenType::UserDefined);
+    if (static_cast<int64_t>(i) >= keep && !added) continue;
+    new_id[i] = static_cast<int64_t>(kept_tokens.size());
+    kept_tokens.push_back(tokens[i]);
+    kept_types.push_back((*types)[i]);
+    if (!added && tokens[i].as_string() != nullptr) kept_text.insert(*tokens[i].as_string());
+  }
+  std::vector<std::pair<std::string, gguf::Value>> keys;
+  for (const auto& entry : file.metadata()) {
+    const std::string& key = entry.first;
+    const gguf::Value& value = entry.second;
+    if (key.rfind("tokenizer.", 0) != 0) continue;
+    if (key == "tokenizer.ggml.tokens") {
+      keys.emplace_back(key, gguf::Value::from_array(value.element_type(), kept_tokens));
+    } else if (key == "tokenizer.ggml.token_type") {
+      keys.emplace_back(key, gguf::Value::from_array(value.element_type(), kept_types));
+    } else if (key == "tokenizer.ggml.merges" && value.as_array() != nullptr) {
+      gguf::Value::Array merges;
+      for (const gguf::Value& merge : *value.as_array()) {
+        const std::string* text = merge.as_string();
+        const size_t space = text != nullptr ? text->find(' ', 1) : std::string::npos;
+        if (space == std::string::npos) continue;
+        const std::string left = text->substr(0, space), right = text->substr(space + 1);
+        if (kept_text.count(left) && kept_text.count(right) && kept_text.count(left + right)) merges.push_back(merge);
+      }
+      keys.emplace_back(key, gguf::Value::from_array(value.element_type(), std::move(merges)));
+    } else if (key.size() > 9 && key.compare(key.size() - 9, 9, "_token_id") == 0) {
+      const std::optional<int64_t> id = value.as_int();
+      if (id && *id >= 0 && static_cast<size_t>(*id) < new_id.size() && new_id[static_cast<size_t>(*id)] >= 0) {
+        keys.emplace_back(key, gguf::Value::from_uint(gguf::ValueType::U32, static_cast<uint64_t>(new_id[static_cast<size_t>(*id)])));
+      }
+    } else {
+      keys.emplace_back(key, value);
+    }
+  }
+  return keys;
+}
+
+// Copies tokenizer.* keys (trimmed to `keep` tokens when > 0), padding the token list to n_vocab as
+// llama.cpp's converter does.
+void add_tokenizer(gguf::GgufWriter& writer, const std::string& path, int64_t n_vocab, int64_t keep) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);
   auto file = gguf::GgufFile::parse(bytes, path);
   const gguf::Value* tokens = file->find("tokenizer.ggml.tokens");
   if (tokens == nullptr || tokens->as_array() == nullptr) {
     throw Error(fmt::format("{}: no tokenizer.ggml.tokens array", path));
   }
-  const int64_t n_tokens = static_cast<int64_t>(tokens->as_array()->size());
-  if (n_vocab < n_tokens) {
-    throw Error(fmt::format("vocabulary size {} is smaller than the tokenizer's {} tokens (use a larger --vocab or no tokenizer)",
-                            n_vocab, n_tokens));
+  std::vector<std::pair<std::string, gguf::Value>> keys;
+  if (keep > 0) {
+    keys = trimmed_tokenizer(*file, keep);
+  } else {
+    for (const auto& entry : file->metadata()) {
+      if (entry.first.rfind("tokenizer.", 0) == 0) keys.push_back(entry);
+    }
   }
-  for (const auto& [key, value] : file->metadata()) {
-    if (key.rfind("tokenizer.", 0) != 0) continue;
+  for (const auto& [key, value] : keys) {
+    if (key != "tokenizer.ggml.tokens") continue;
+    const int64_t n_tokens = static_cast<int64_t>(value.as_array()->size());
+    if (n_vocab < n_tokens) {
+      throw Error(fmt::format("vocabulary size {} is smaller than the tokenizer's {} tokens (use a larger --vocab or no tokenizer)",
+                              n_vocab, n_tokens));
+    }
+  }
+  for (auto& [key, value] : keys) {
     if (key == "tokenizer.ggml.tokens" || key == "tokenizer.ggml.token_type") {
       gguf::Value::Array items = *value.as_array();
-      for (int64_t i = n_tokens; i < n_vocab; ++i) {
+      for (int64_t i = static_cast<int64_t>(items.size()); i < n_vocab; ++i) {
         items.push_back(key == "tokenizer.ggml.tokens" ? gguf::Value::from_string(fmt::format("[PAD{}]", i))
                                                        : gguf::Value::from_int(gguf::ValueType::I32, 5));  // unused
       }
@@ -161,7 +228,7 @@ void write_synthetic_model(const SyntheticModelSpec& s, const std::string& path)
   w.set_f32(arch + ".attention.layer_norm_rms_epsilon", s.rms_norm_eps);
 
   int64_t n_vocab = s.n_vocab;
-  if (!s.tokenizer_path.empty()) add_tokenizer(w, s.tokenizer_path, n_vocab);
+  if (!s.tokenizer_path.empty()) add_tokenizer(w, s.tokenizer_path, n_vocab, s.tokenizer_tokens);
 
   const int64_t q_dim = s.n_head * s.head_dim, kv_dim = s.n_head_kv * s.head_dim;
   const auto inv_sqrt = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };

@@ -29,6 +29,10 @@ struct SyntheticModelSpec {
   uint64_t seed = 42;
   // GGUF (optionally .gz) whose tokenizer.* keys are copied in; empty = no tokenizer.
   std::string tokenizer_path;
+  // > 0: keep only the tokenizer's first tokenizer_tokens tokens (its 256 byte tokens come first) and
+  // its added tokens, renumbered after them, with the merges among them: a vocabulary of a few
+  // hundred tokens that still tokenizes any text (fuzz seeds). 0: the whole tokenizer.
+  int64_t tokenizer_tokens = 0;
 
   // The Qwen3-0.6B shape: 28 layers, 1024 hidden, 16/8 heads × 128, FFN 3072, vocab 151936, tied.
   static SyntheticModelSpec qwen3_0_6b();

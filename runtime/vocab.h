@@ -37,6 +37,7 @@ class Vocabulary {
   std::optional<int32_t> eos() const { return eos_; }
   std::optional<int32_t> bos() const { return bos_; }
   bool is_end_of_generation(int32_t id) const;  // eos, <|endoftext|>, <|im_end|>
+  const std::vector<int32_t>& end_of_generation() const { return end_of_generation_; }
 
   // The bytes a token stands for (control tokens as their text). Not necessarily valid UTF-8 alone.
   std::string piece(int32_t id) const;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — the project's test command: builds with warnings as errors and runs the whole suite,
 # then the CPU tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then a short fuzz
-# run of the GGUF parser, and the OpenCL op-parity tests plus a whole-model parity test on a second
+# run of each libFuzzer target (GGUF reader, model loader, tokenizer, OpenAI requests), and the OpenCL op-parity tests plus a whole-model parity test on a second
 # OpenCL implementation (Mesa rusticl over llvmpipe) when it is installed. Ends with one summary line
 # "tests: N passed, M failed".
 # Usage: scripts/test.sh [--quick]   (--quick: first stage only)
@@ -109,12 +109,12 @@ OCL_ICD_VENDORS="$asan_icds" LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest asan
 rm -rf "$asan_icds"
 
-echo "== fuzz the GGUF reader (60 s; log in build/fuzz/fuzz.log)"
+echo "== fuzz each target for 30 s (GGUF reader, model loader, tokenizer, OpenAI requests; log in build/fuzz/fuzz.log)"
 mkdir -p build/fuzz
-if ! scripts/fuzz.sh 60 >build/fuzz/fuzz.log 2>&1; then
+if ! scripts/fuzz.sh 30 >build/fuzz/fuzz.log 2>&1; then
   tail -n 60 build/fuzz/fuzz.log
   failed=$((failed + 1))
   exit 1
 fi
-grep -E "^stat::|Done [0-9]+ runs" build/fuzz/fuzz.log || true
+grep -E "^== fuzz_|^stat::number_of_executed_units|Done [0-9]+ runs" build/fuzz/fuzz.log || true
 passed=$((passed + 1))

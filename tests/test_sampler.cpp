@@ -1,9 +1,11 @@
 // test_sampler.cpp — the sampler chain on synthetic logits: greedy, the candidate sets top-k /
 // top-p / min-p keep, the sampled distribution against softmax(logits / T), seed determinism,
 // llama.cpp's repetition penalty and OpenAI's presence/frequency penalties (exact values),
-// mirostat v2's surprise control and mu updates, and the thinking-only repeat penalty.
+// mirostat v2's surprise control and mu updates, the thinking-only repeat penalty and OpenAI's
+// logit_bias (added first; -100 bans, +100 forces, under greedy and seeded sampling).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -174,6 +176,46 @@ TEST(SamplerPenalties, PresenceAndFrequencyAsOpenAI) {
   sampler.apply_penalties(logits);
   // logit - count * frequency - presence
   EXPECT_EQ(logits, (std::vector<float>{1.0f, 1.0f - 0.25f - 0.5f, 1.0f - 0.75f - 0.5f, -1.0f}));
+}
+
+TEST(SamplerLogitBias, AddedBeforeThePenalties) {
+  SamplerParams params = plain(0.0f);
+  params.repeat_penalty = 2.0f;
+  params.logit_bias = {{1, 1.0f}, {3, -0.5f}, {99, 5.0f}};  // 99: outside the logits, skipped
+  Sampler sampler(params);
+  sampler.accept(1);
+  std::vector<float> logits = {1.0f, 1.0f, 1.0f, 1.0f};
+  sampler.apply_penalties(logits);
+  EXPECT_EQ(logits, (std::vector<float>{1.0f, (1.0f + 1.0f) / 2.0f, 1.0f, 0.5f}));
+}
+
+TEST(SamplerLogitBias, MinusHundredBansAndPlusHundredForces) {
+  std::mt19937 rng(7);
+  for (const float temperature : {0.0f, 1.5f}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      const std::vector<float> logits = random_logits(rng, 64);
+      const int32_t best = argmax(logits);
+      SamplerParams ban = plain(temperature, 100 + static_cast<uint64_t>(trial));
+      ban.logit_bias = {{best, -100.0f}};
+      Sampler banned(ban);
+      EXPECT_EQ(ids_seen(banned, logits, 200).count(best), 0u) << "T " << temperature;
+      const int32_t unlikely = static_cast<int32_t>(std::min_element(logits.begin(), logits.end()) - logits.begin());
+      SamplerParams force = plain(temperature, 200 + static_cast<uint64_t>(trial));
+      force.logit_bias = {{unlikely, 100.0f}};
+      Sampler forced(force);
+      EXPECT_EQ(ids_seen(forced, logits, 50), std::set<int32_t>{unlikely}) << "T " << temperature;
+    }
+  }
+  // -infinity (ignore_eos) bans even at the highest temperature, and NaN or +infinity are refused.
+  SamplerParams never = plain(2.0f);
+  never.logit_bias = {{0, -INFINITY}};
+  Sampler sampler(never);
+  EXPECT_EQ(ids_seen(sampler, std::vector<float>{50.0f, 0.0f, 0.0f}, 200).count(0), 0u);
+  for (const float bad : {NAN, INFINITY}) {
+    SamplerParams refused;
+    refused.logit_bias = {{0, bad}};
+    EXPECT_THROW(Sampler{refused}, Error);
+  }
 }
 
 TEST(SamplerPenalties, WindowZeroAndWholeHistory) {

@@ -70,6 +70,7 @@ class ServerProcess {
   }
 
   int port() const { return port_; }  // 0 when it never listened
+  pid_t pid() const { return pid_; }
   std::string log() const { return test::read_text(log_path_); }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
 
@@ -197,6 +198,12 @@ json chat_body(const std::string& user_text, json extra) {
 
 const json kNoThink = {{"chat_template_kwargs", {{"enable_thinking", false}}}};
 
+// The served model: a 2-layer synthetic Qwen3 with the real tokenizer and chat template.
+test::XelmRun make_tiny_model(const std::string& path, const test::ScratchDir& dir) {
+  return test::run_xelm("make-test-model -o " + path + " --layers 2 --embd 64 --heads 4 --kv-heads 2 --head-dim 16 --ff 128 --type F16",
+                        dir);
+}
+
 json merged(json a, const json& b) {
   a.update(b);
   return a;
@@ -206,9 +213,7 @@ class ServeHttp : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::ScratchDir();
-    const test::XelmRun r = test::run_xelm("make-test-model -o " + model() +
-                                               " --layers 2 --embd 64 --heads 4 --kv-heads 2 --head-dim 16 --ff 128 --type F16",
-                                           *dir_);
+    const test::XelmRun r = make_tiny_model(model(), *dir_);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     server_ = new ServerProcess(serve_args(), *dir_, "server");
     ASSERT_GT(server_->port(), 0) << server_->log();
@@ -529,6 +534,68 @@ TEST_F(ServeHttp, OpenAiPythonClient) {
   std::printf("%s", output.c_str());  // the client's own report, kept in the test log
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
   EXPECT_THAT(output, HasSubstr("OK"));
+}
+
+TEST_F(ServeHttp, LogitBiasBansAndForcesTokensInBothEndpoints) {
+  // The greedy first token, banned with -100, is not chosen by greedy or seeded sampling; a token
+  // pushed by +100 is what greedy decoding picks, every time; ignore_eos is honoured too.
+  const json greedy = merged(kNoThink, {{"max_tokens", 6}, {"temperature", 0}});
+  const json first = {{"prompt", "Tell me"}, {"max_tokens", 1}, {"temperature", 0}};
+  const std::string first_text = post("/v1/completions", first).parsed()["choices"][0]["text"].get<std::string>();
+  const test::XelmRun tok = test::run_xelm("tokenize -m " + model() + " --ids -p " + shell_quote(first_text), *dir_);
+  ASSERT_EQ(tok.exit_code, 0) << tok.err;
+  const json first_ids = json::parse(tok.out, nullptr, false);
+  ASSERT_TRUE(first_ids.is_array() && first_ids.size() == 1) << "'" << first_text << "' -> " << tok.out;
+  const std::string banned_id = std::to_string(first_ids[0].get<int>());
+  for (const json& sampling : {json{{"temperature", 0}}, json{{"temperature", 1.0}, {"seed", 7}}, json{{"temperature", 1.5}, {"seed", 8}}}) {
+    const HttpReply banned = post("/v1/completions", merged(merged(first, sampling), {{"logit_bias", {{banned_id, -100}}}}));
+    ASSERT_EQ(banned.status, 200) << banned.body;
+    EXPECT_NE(banned.parsed()["choices"][0]["text"], first_text) << sampling;
+  }
+  const json forced = chat(chat_body("Anything", merged(greedy, {{"logit_bias", {{"15", 100}}}})));  // "0"
+  EXPECT_EQ(forced["choices"][0]["message"]["content"], "000000") << forced;
+  const json forced_stream = merged(greedy, {{"logit_bias", {{"15", 100}}}, {"stream", true}});
+  EXPECT_EQ(join_chat_stream(parse_sse(post("/v1/chat/completions", chat_body("Anything", forced_stream)).body)).content, "000000");
+  // Forcing <|im_end|> ends the answer at once; with ignore_eos as well, it can no longer end it.
+  const json eos = chat(chat_body("Anything", merged(greedy, {{"logit_bias", {{"151645", 100}}}})));
+  EXPECT_LE(eos["usage"]["completion_tokens"].get<int>(), 1) << eos;
+  EXPECT_EQ(eos["choices"][0]["finish_reason"], "stop");
+  const json no_eos = chat(chat_body("Anything", merged(greedy, {{"logit_bias", {{"151645", 100}}}, {"ignore_eos", true}})));
+  EXPECT_EQ(no_eos["usage"]["completion_tokens"], 6) << no_eos;
+  EXPECT_EQ(no_eos["choices"][0]["finish_reason"], "length");
+  // Bad keys and values get a 400 naming logit_bias.
+  for (const json& bad : {json{{"abc", 1}}, json{{"5", 101}}, json{{"999999", 1}}, json::array({1})}) {
+    const HttpReply r = post("/v1/chat/completions", chat_body("x", {{"logit_bias", bad}}));
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.parsed()["error"]["param"], "logit_bias") << r.body;
+  }
+}
+
+// 64 connections of load and abuse from tests/serve_load_test.py (standard-library Python): well-behaved
+// clients keep getting correct answers while slow, vanishing and hostile clients come and go, overload
+// is shed with 503, every reply is valid UTF-8 JSON, no file descriptor leaks (fds and RSS before and
+// after are printed), and SIGTERM under load ends every connection and the server exits 0.
+// XELM_LOAD_REQUESTS sets the requests of the measured phase (2000 by default, to stay well under a minute).
+TEST(ServeLoad, SixtyFourConnectionsOfLoadAndAbuse) {
+  test::ScratchDir dir;
+  const std::string model = dir.file("tiny.gguf");
+  const test::XelmRun made = make_tiny_model(model, dir);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ServerProcess server("-m " + model + " -c 2048 --max-tokens 1600 --max-queue 16 --max-body 100000", dir, "load");
+  ASSERT_GT(server.port(), 0) << server.log();
+  const char* requests = std::getenv("XELM_LOAD_REQUESTS");
+  const std::string out = dir.file("load.txt");
+  const std::string command = "XELM_SERVE_PORT=" + std::to_string(server.port()) + " XELM_SERVE_PID=" +
+                              std::to_string(server.pid()) + " XELM_LOAD_REQUESTS=" + (requests ? requests : "2000") +
+                              " XELM_MAX_QUEUE=16 timeout 300 python3 " + test::data_path("../serve_load_test.py") + " >" +
+                              out + " 2>&1";
+  const int status = std::system(command.c_str());
+  const std::string report = test::read_text(out);
+  std::printf("%s", report.c_str());  // the figures, kept in the test log
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << report;
+  EXPECT_THAT(report, HasSubstr("load test: 0 failures"));
+  EXPECT_EQ(server.stop(), 0) << server.log().substr(server.log().size() > 3000 ? server.log().size() - 3000 : 0);
+  EXPECT_THAT(server.log(), HasSubstr("server stopped"));
 }
 
 }  // namespace

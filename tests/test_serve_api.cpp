@@ -59,7 +59,8 @@ TEST(ServeApi, ParsesEveryChatParameter) {
       "temperature": 0.5, "top_p": 0.9, "top_k": 7, "min_p": 0.1, "max_tokens": 12, "stop": ["a", "bc"], "seed": 42,
       "presence_penalty": 0.25, "frequency_penalty": -0.5, "repeat_penalty": 1.1, "stream": true,
       "stream_options": {"include_usage": true}, "chat_template_kwargs": {"enable_thinking": false},
-      "unknown_field": {"is": "ignored"}, "n": 1, "user": "someone"})",
+      "logit_bias": {"15": -100, "0": 2.5}, "ignore_eos": true, "n": 1, "user": "someone", "metadata": {"k": "v"},
+      "tool_choice": "none", "parallel_tool_calls": false, "top_logprobs": 0, "response_format": {"type": "text"}})",
                                                                {});
   EXPECT_EQ(r.model, "m");
   ASSERT_EQ(r.messages.size(), 4u);
@@ -81,6 +82,10 @@ TEST(ServeApi, ParsesEveryChatParameter) {
   EXPECT_FLOAT_EQ(p.presence_penalty, 0.25f);
   EXPECT_FLOAT_EQ(p.frequency_penalty, -0.5f);
   EXPECT_FLOAT_EQ(p.repeat_penalty, 1.1f);
+  // (in key order, as nlohmann keeps objects; ignore_eos bans nothing without end-of-generation ids)
+  EXPECT_EQ(p.logit_bias, (std::vector<std::pair<int32_t, float>>{{0, 2.5f}, {15, -100.0f}}));
+  const SamplerParams no_eos = r.sampling.apply_to(SamplerParams{}, std::vector<int32_t>{7, 9});
+  EXPECT_EQ(no_eos.logit_bias, (std::vector<std::pair<int32_t, float>>{{0, 2.5f}, {15, -100.0f}, {7, -INFINITY}, {9, -INFINITY}}));
 }
 
 TEST(ServeApi, AbsentAndNullFieldsKeepTheDefaults) {
@@ -105,6 +110,9 @@ TEST(ServeApi, BadChatRequestsNameTheParameter) {
   const std::vector<Case> cases = {
       {"{not json", "", "not valid JSON"},
       {"[1, 2]", "", "must be a JSON object"},
+      // Found by fuzz_openai_request: a number beyond double's range made nlohmann throw out_of_range,
+      // which escaped as a 500 instead of a 400.
+      {"{" + ok_messages + R"(, "temperature": 1e309})", "", "number overflow"},
       {"{}", "messages", "messages: is required"},
       {R"({"messages": "hi"})", "messages", "must be an array"},
       {R"({"messages": []})", "messages", "must not be empty"},
@@ -135,6 +143,27 @@ TEST(ServeApi, BadChatRequestsNameTheParameter) {
       {"{" + ok_messages + R"(, "tools": [{"type": "function"}]})", "tools", "not supported"},
       {"{" + ok_messages + R"(, "logprobs": true})", "logprobs", "not supported"},
       {"{" + ok_messages + R"(, "model": 3})", "model", "must be a string"},
+      {"{" + ok_messages + R"(, "logit_bias": [1]})", "logit_bias", "must be an object"},
+      {"{" + ok_messages + R"(, "logit_bias": {"abc": 1}})", "logit_bias", "decimal integers, got 'abc'"},
+      {"{" + ok_messages + R"(, "logit_bias": {"-5": 1}})", "logit_bias", "decimal integers"},
+      {"{" + ok_messages + R"(, "logit_bias": {"007": 1}})", "logit_bias", "decimal integers"},
+      {"{" + ok_messages + R"(, "logit_bias": {"99999999999": 1}})", "logit_bias", "decimal integers"},
+      {"{" + ok_messages + R"(, "logit_bias": {"5": 101}})", "logit_bias", "between -100 and 100, got 101"},
+      {"{" + ok_messages + R"(, "logit_bias": {"5": "high"}})", "logit_bias", "must be a number"},
+      {"{" + ok_messages + R"(, "ignore_eos": 1})", "ignore_eos", "true or false"},
+      {"{" + ok_messages + R"(, "unknown_field": 1})", "unknown_field", "unrecognized request argument"},
+      {"{" + ok_messages + R"(, "best_of": 1})", "best_of", "unrecognized request argument"},  // completions only
+      {"{" + ok_messages + R"(, "top_logprobs": 3})", "top_logprobs", "not supported"},
+      // A response_format whose type was not a string made nlohmann throw type_error: a 500, not a 400.
+      {"{" + ok_messages + R"(, "response_format": {"type": 5}})", "response_format", "only {\"type\": \"text\"}"},
+      {"{" + ok_messages + R"(, "tool_choice": "required"})", "tool_choice", "only \"none\" or \"auto\""},
+      {"{" + ok_messages + R"(, "functions": [{"name": "f"}]})", "functions", "not supported"},
+      {"{" + ok_messages + R"(, "store": true})", "store", "not supported"},
+      {"{" + ok_messages + R"(, "reasoning_effort": "low"})", "reasoning_effort", "not supported"},
+      {"{" + ok_messages + R"(, "modalities": ["text", "audio"]})", "modalities", "only [\"text\"]"},
+      {"{" + ok_messages + R"(, "user": 5})", "user", "must be a string"},
+      {"{" + ok_messages + R"(, "chat_template_kwargs": {"tools": []}})", "chat_template_kwargs.tools",
+       "only enable_thinking"},
   };
   for (const Case& c : cases) {
     const ApiError e = chat_error(c.body);
@@ -157,6 +186,10 @@ TEST(ServeApi, CompletionPromptForms) {
   EXPECT_EQ(completion_error(R"({"prompt": {"a": 1}})").param(), "prompt");
   EXPECT_EQ(completion_error(R"({})").param(), "prompt");
   EXPECT_EQ(completion_error(R"({"prompt": "x", "echo": true})").param(), "echo");
+  EXPECT_EQ(completion_error(R"({"prompt": "x", "messages": []})").param(), "messages");  // chat only
+  EXPECT_EQ(serve::parse_completion_request(R"({"prompt": "x", "logit_bias": {"3": 100}, "best_of": 1})", {})
+                .sampling.logit_bias,
+            (std::vector<std::pair<int32_t, float>>{{3, 100.0f}}));
 }
 
 TEST(ServeApi, ContextLimits) {

@@ -40,7 +40,7 @@ int make_test_model(MakeTestModelOptions o, CLI::App& cmd) {
   if (!type) throw Error("--type: unknown weight type '" + o.type + "'");
   s.weight_type = *type;
   s.tokenizer_path = o.tokenizer == "none" ? "" : o.tokenizer == "default" ? default_tokenizer_path() : o.tokenizer;
-  if (!s.tokenizer_path.empty() && s.n_vocab < 151669 && o.tokenizer == "default") {
+  if (!s.tokenizer_path.empty() && s.n_vocab < 151669 && o.tokenizer == "default" && s.tokenizer_tokens == 0) {
     s.n_vocab = 151936;  // the real tokenizer needs the real vocabulary size
     spdlog::info("vocabulary raised to 151936 to hold the Qwen3 tokenizer (use --tokenizer none for a tiny vocabulary)");
   }
@@ -70,6 +70,10 @@ Subcommand add_make_test_model_command(CLI::App& app) {
   cmd->add_option("--type", o->type, "Weight type of the matrices (F32, F16, BF16, Q8_0, Q4_K, ...)");
   cmd->add_option("--seed", o->spec.seed, "Random seed");
   cmd->add_option("--tokenizer", o->tokenizer, "GGUF (or .gguf.gz) to take the tokenizer from, 'default' or 'none'");
+  cmd->add_option("--tokenizer-tokens", o->spec.tokenizer_tokens,
+                  "Keep only the tokenizer's first N tokens and its added tokens (with the merges among them): a "
+                  "tiny vocabulary that still tokenizes any text; --vocab must hold them")
+      ->check(CLI::Range(256, 1 << 22));
   cmd->add_flag("--untied", o->untied, "Separate output.weight instead of reusing token_embd");
   cmd->add_flag("--tied", o->tied, "Reuse token_embd as the output head");
   return {cmd, [o, cmd](const Environment&) { return make_test_model(*o, *cmd); }};

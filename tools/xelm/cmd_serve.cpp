@@ -9,13 +9,16 @@
 // write, whole answers at the next whitespace heartbeat written ahead of the JSON (legal JSON, and
 // the only way to notice a closed socket without writing the body). Request parsing and the JSON
 // shapes live in serve/openai_api.h, /metrics and /slots in serve/server_status.h.
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -66,6 +69,9 @@ struct ServeOptions {
 // Tokens between whitespace heartbeats of a whole (non-stream) answer.
 constexpr int64_t kHeartbeatTokens = 8;
 
+// Header fields a request may have (cpp-httplib 0.11 bounds each line at 8 KiB but not their number).
+constexpr size_t kMaxHeaderFields = 100;
+
 // One request between its HTTP thread and the scheduler thread: the scheduler's callbacks push the
 // bytes to write and the end; the HTTP thread writes them and reports a client gone by `cancel`.
 struct Exchange {
@@ -90,6 +96,27 @@ struct Exchange {
   int64_t new_tokens = 0;      // tokens since the HTTP thread last looked (heartbeats)
   std::optional<BatchResult> result;
 };
+
+// cpp-httplib 0.11 listens with a backlog of 5, so a burst of connections (64 clients at once)
+// overflows it and clients see resets. listen() again on the bound socket raises it (Linux allows
+// this); the socket is found among the open descriptors as the listening one on `port`.
+void raise_listen_backlog(int port) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    int listening = 0;
+    socklen_t length = sizeof(listening);
+    sockaddr_storage address{};
+    socklen_t address_length = sizeof(address);
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening == 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) {
+      continue;
+    }
+    const int bound_port = address.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port)
+                           : address.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port)
+                                                          : -1;
+    if (bound_port == port) ::listen(fd, SOMAXCONN);
+  }
+}
 
 void set_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status();
@@ -121,6 +148,7 @@ class ApiServer {
   bool bind() {
     port_ = options_.port == 0 ? http_.bind_to_any_port(options_.host) : options_.port;
     if (port_ < 0 || (options_.port != 0 && !http_.bind_to_port(options_.host, options_.port))) return false;
+    raise_listen_backlog(port_);
     if (options_.host != "127.0.0.1" && options_.host != "localhost" && options_.host != "::1" && options_.api_key.empty()) {
       spdlog::warn("listening on {} without --api-key: anyone who can reach this address can use the model", options_.host);
     }
@@ -144,8 +172,18 @@ class ApiServer {
 
  private:
   void route() {
+    // One HTTP thread for every request --max-queue lets in, and 8 more for the cheap ones (health,
+    // metrics, the 503s that shed load, slow or hostile clients): with cpp-httplib's default of 8
+    // threads, 8 streams or slow clients would hold them all and the 503 limit would never be reached.
+    const size_t http_threads = static_cast<size_t>(options_.max_queue) + 8;
+    http_.new_task_queue = [http_threads] { return new httplib::ThreadPool(http_threads); };
     http_.set_payload_max_length(options_.max_body_bytes);
     http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.headers.size() > kMaxHeaderFields) {
+        set_error(res, ApiError(431, fmt::format("the request has {} header fields; this server accepts at most {}",
+                                                 req.headers.size(), kMaxHeaderFields)));
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (options_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
       const std::string expected = "Bearer " + options_.api_key;
       const std::string given = req.get_header_value("Authorization");
@@ -226,7 +264,8 @@ class ApiServer {
       std::vector<int32_t> prompt = serve::build_prompt(request, *template_, *tokenizer_, default_thinking_);
       const int64_t n_predict = serve::tokens_to_generate(request, static_cast<int64_t>(prompt.size()),
                                                           engine_.transformer->n_ctx(), limits_);
-      const SamplerParams sampling = request.sampling.apply_to(sampling_defaults(request));
+      const SamplerParams sampling =
+          request.sampling.apply_to(sampling_defaults(request), tokenizer_->vocab().end_of_generation());
       try {
         Sampler check(sampling);
       } catch (const Error& e) {

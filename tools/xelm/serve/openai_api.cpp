@@ -1,6 +1,10 @@
 // openai_api.cpp — request validation, prompt building and response JSON for `xelm serve`.
 #include "tools/xelm/serve/openai_api.h"
 
+#include <algorithm>
+#include <cmath>
+#include <climits>
+
 #include <spdlog/fmt/fmt.h>
 
 #include "runtime/chat_prompt.h"
@@ -19,7 +23,7 @@ json parse_object(std::string_view body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number such as 1e400
     throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object");
@@ -66,6 +70,30 @@ std::optional<bool> bool_field(const json& body, const char* name) {
   return v.get<bool>();
 }
 
+// OpenAI's logit_bias: an object mapping token ids (decimal strings) to a bias in [-100, 100].
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const json& body) {
+  const json& v = field(body, "logit_bias");
+  std::vector<std::pair<int32_t, float>> bias;
+  if (v.is_null()) return bias;
+  if (!v.is_object()) throw bad_request("logit_bias", "must be an object mapping token ids to biases");
+  for (const auto& entry : v.items()) {
+    const std::string& key = entry.key();
+    const bool canonical = !key.empty() && key.size() <= 10 && key.find_first_not_of("0123456789") == std::string::npos &&
+                           (key == "0" || key[0] != '0');
+    if (!canonical || std::stoll(key) > INT32_MAX) {
+      throw bad_request("logit_bias", "keys must be token ids written as decimal integers, got '" + key + "'");
+    }
+    const json& value = entry.value();
+    if (!value.is_number()) throw bad_request("logit_bias", "the bias of token " + key + " must be a number");
+    const double x = value.get<double>();
+    if (!(x >= -100.0 && x <= 100.0)) {
+      throw bad_request("logit_bias", fmt::format("the bias of token {} must be between -100 and 100, got {}", key, x));
+    }
+    bias.emplace_back(static_cast<int32_t>(std::stoll(key)), static_cast<float>(x));
+  }
+  return bias;
+}
+
 SamplingRequest parse_sampling(const json& body) {
   SamplingRequest s;
   s.temperature = float_field(body, "temperature", 0.0, 2.0);
@@ -75,6 +103,8 @@ SamplingRequest parse_sampling(const json& body) {
   s.frequency_penalty = float_field(body, "frequency_penalty", -2.0, 2.0);
   s.repeat_penalty = float_field(body, "repeat_penalty", 0.01, 100.0);
   if (const auto k = integer_field(body, "top_k", -1, 1 << 24)) s.top_k = static_cast<int>(std::max<int64_t>(*k, 0));
+  s.logit_bias = parse_logit_bias(body);
+  s.ignore_eos = bool_field(body, "ignore_eos").value_or(false);
   const json& seed = field(body, "seed");
   if (seed.is_number_integer() && !seed.is_number_unsigned() && seed.get<int64_t>() == -1) {
     s.seed = SamplerParams::kRandomSeed;
@@ -113,27 +143,71 @@ std::vector<std::string> parse_stop(const json& body, const RequestLimits& limit
   return stops;
 }
 
-// Features xelm does not have: refused rather than silently ignored.
-void refuse_unsupported(const json& body) {
+// The fields each endpoint knows (OpenAI's, plus llama.cpp's top_k, min_p, repeat_penalty,
+// ignore_eos and chat_template_kwargs). Any other field is refused, as OpenAI refuses it, so that
+// nothing a client sends is silently ignored. The README's table says what each one does.
+constexpr std::string_view kCommonFields[] = {
+    "model", "temperature", "top_p", "top_k", "min_p", "max_tokens", "stop", "seed", "presence_penalty",
+    "frequency_penalty", "repeat_penalty", "stream", "stream_options", "logit_bias", "ignore_eos", "n", "logprobs",
+    "user"};
+constexpr std::string_view kChatFields[] = {
+    "messages", "max_completion_tokens", "chat_template_kwargs", "top_logprobs", "tools", "tool_choice",
+    "parallel_tool_calls", "functions", "function_call", "response_format", "metadata", "store", "service_tier",
+    "modalities", "audio", "prediction", "reasoning_effort", "web_search_options"};
+constexpr std::string_view kCompletionFields[] = {"prompt", "best_of", "echo", "suffix"};
+
+bool knows(std::span<const std::string_view> names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Features xelm does not have: refused rather than silently ignored (their neutral values pass).
+void refuse_unsupported(const json& body, Endpoint endpoint) {
+  for (const auto& entry : body.items()) {
+    const bool known = knows(kCommonFields, entry.key()) ||
+                       (endpoint == Endpoint::ChatCompletions ? knows(kChatFields, entry.key())
+                                                              : knows(kCompletionFields, entry.key()));
+    if (!known) throw bad_request(entry.key(), "unrecognized request argument (this endpoint does not support it)");
+  }
   if (const auto n = integer_field(body, "n", 1, 128); n && *n != 1) throw bad_request("n", "only n = 1 is supported");
   if (const auto best_of = integer_field(body, "best_of", 1, 128); best_of && *best_of != 1) {
     throw bad_request("best_of", "only best_of = 1 is supported");
   }
-  for (const char* name : {"echo", "logprobs"}) {
+  for (const char* name : {"echo", "logprobs", "top_logprobs", "store"}) {
     const json& v = field(body, name);
     if (!v.is_null() && v != false && v != 0) throw bad_request(name, "is not supported");
   }
-  if (const json& tools = field(body, "tools"); !tools.is_null() && !(tools.is_array() && tools.empty())) {
-    throw bad_request("tools", "tool definitions are not supported");
+  for (const char* name : {"tools", "functions"}) {
+    if (const json& v = field(body, name); !v.is_null() && !(v.is_array() && v.empty())) {
+      throw bad_request(name, "tool definitions are not supported");
+    }
+  }
+  for (const char* name : {"tool_choice", "function_call"}) {
+    if (const json& v = field(body, name); !v.is_null() && v != "none" && v != "auto") {
+      throw bad_request(name, "only \"none\" or \"auto\" is supported (there are no tools)");
+    }
+  }
+  for (const char* name : {"audio", "prediction", "reasoning_effort", "web_search_options"}) {
+    if (!field(body, name).is_null()) throw bad_request(name, "is not supported");
+  }
+  if (const json& modalities = field(body, "modalities"); !modalities.is_null() && modalities != json::array({"text"})) {
+    throw bad_request("modalities", "only [\"text\"] is supported");
   }
   if (const json& format = field(body, "response_format"); !format.is_null()) {
-    if (!format.is_object() || format.value("type", "") != "text") {
+    if (!format.is_object() || field(format, "type") != "text") {
       throw bad_request("response_format", "only {\"type\": \"text\"} is supported");
     }
   }
   if (const json& suffix = field(body, "suffix"); !suffix.is_null() && suffix != "") {
     throw bad_request("suffix", "is not supported");
   }
+  // Informational fields: checked for their type, with nothing to do.
+  for (const char* name : {"user", "service_tier"}) {
+    if (const json& v = field(body, name); !v.is_null() && !v.is_string()) throw bad_request(name, "must be a string");
+  }
+  if (const json& metadata = field(body, "metadata"); !metadata.is_null() && !metadata.is_object()) {
+    throw bad_request("metadata", "must be an object");
+  }
+  bool_field(body, "parallel_tool_calls");
 }
 
 // The fields both endpoints share, from a request body of `endpoint`.
@@ -146,6 +220,7 @@ CompletionRequest parse_common(const json& body, const RequestLimits& limits, En
   }
   r.sampling = parse_sampling(body);
   r.stop = parse_stop(body, limits);
+  refuse_unsupported(body, endpoint);
   r.max_tokens = integer_field(body, "max_completion_tokens", 1, limits.max_tokens);
   if (!r.max_tokens) r.max_tokens = integer_field(body, "max_tokens", 1, limits.max_tokens);
   r.stream = bool_field(body, "stream").value_or(false);
@@ -155,7 +230,6 @@ CompletionRequest parse_common(const json& body, const RequestLimits& limits, En
     if (!include.is_null() && !include.is_boolean()) throw bad_request("stream_options.include_usage", "must be true or false");
     r.include_usage = include.is_boolean() && include.get<bool>();
   }
-  refuse_unsupported(body);
   return r;
 }
 
@@ -189,7 +263,7 @@ nlohmann::json error_json(int status, std::string_view message, std::string_view
             {"code", code.empty() ? json(nullptr) : json(code)}}}};
 }
 
-SamplerParams SamplingRequest::apply_to(SamplerParams p) const {
+SamplerParams SamplingRequest::apply_to(SamplerParams p, std::span<const int32_t> end_of_generation) const {
   if (temperature) p.temperature = *temperature;
   if (top_p) p.top_p = *top_p;
   if (min_p) p.min_p = *min_p;
@@ -198,6 +272,10 @@ SamplerParams SamplingRequest::apply_to(SamplerParams p) const {
   if (frequency_penalty) p.frequency_penalty = *frequency_penalty;
   if (repeat_penalty) p.repeat_penalty = *repeat_penalty;
   if (seed) p.seed = *seed;
+  p.logit_bias.insert(p.logit_bias.end(), logit_bias.begin(), logit_bias.end());
+  if (ignore_eos) {
+    for (int32_t id : end_of_generation) p.logit_bias.emplace_back(id, -INFINITY);
+  }
   return p;
 }
 
@@ -229,6 +307,11 @@ CompletionRequest parse_chat_request(std::string_view body_text, const RequestLi
   }
   if (const json& kwargs = field(body, "chat_template_kwargs"); !kwargs.is_null()) {
     if (!kwargs.is_object()) throw bad_request("chat_template_kwargs", "must be an object");
+    for (const auto& entry : kwargs.items()) {
+      if (entry.key() != "enable_thinking") {
+        throw bad_request("chat_template_kwargs." + entry.key(), "unrecognized template argument (only enable_thinking is supported)");
+      }
+    }
     const json& thinking = field(kwargs, "enable_thinking");
     if (!thinking.is_null() && !thinking.is_boolean()) {
       throw bad_request("chat_template_kwargs.enable_thinking", "must be true or false");
@@ -264,9 +347,14 @@ CompletionRequest parse_completion_request(std::string_view body_text, const Req
 
 std::vector<int32_t> build_prompt(const CompletionRequest& request, const ChatTemplate& chat_template,
                                   const Tokenizer& tokenizer, bool default_thinking) {
+  const int64_t n_vocab = static_cast<int64_t>(tokenizer.vocab().size());
+  for (const auto& entry : request.sampling.logit_bias) {
+    if (entry.first >= n_vocab) {
+      throw bad_request("logit_bias", fmt::format("token id {} is outside the vocabulary of {}", entry.first, n_vocab));
+    }
+  }
   if (request.endpoint == Endpoint::Completions) {
     if (request.prompt_tokens.empty()) return tokenizer.encode(request.prompt, /*parse_special=*/true);
-    const int64_t n_vocab = static_cast<int64_t>(tokenizer.vocab().size());
     for (int32_t id : request.prompt_tokens) {
       if (id >= n_vocab) throw bad_request("prompt", fmt::format("token id {} is outside the vocabulary of {}", id, n_vocab));
     }

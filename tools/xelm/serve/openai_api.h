@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -55,8 +56,11 @@ struct SamplingRequest {
   std::optional<float> temperature, top_p, min_p, presence_penalty, frequency_penalty, repeat_penalty;
   std::optional<int> top_k;
   std::optional<uint64_t> seed;  // a request's -1 means random (SamplerParams::kRandomSeed)
+  std::vector<std::pair<int32_t, float>> logit_bias = {};  // OpenAI's logit_bias: token id -> bias in [-100, 100]
+  bool ignore_eos = false;       // llama.cpp's extension: the end-of-generation tokens are banned
 
-  SamplerParams apply_to(SamplerParams defaults) const;
+  // The defaults with the request's fields on top; ignore_eos bans `end_of_generation`.
+  SamplerParams apply_to(SamplerParams defaults, std::span<const int32_t> end_of_generation = {}) const;
   bool sets_mode_preset_fields() const { return temperature || top_p || min_p || top_k; }
 };
 
@@ -75,15 +79,17 @@ struct CompletionRequest {
 };
 
 // Parse and validate a request body. Throws ApiError (400) for malformed JSON, a body that is not
-// an object, a missing or mistyped field, a value out of range, unknown roles, empty messages and
-// features xelm does not have (n > 1, tools, logprobs, echo, ...). Unknown fields are ignored.
+// an object, a missing or mistyped field, a value out of range, unknown roles, empty messages,
+// features xelm does not have (n > 1, tools, logprobs, echo, ...) and, as OpenAI does, fields the
+// endpoint does not know: every field accepted is honoured (the README lists them).
 CompletionRequest parse_chat_request(std::string_view body, const RequestLimits& limits);
 CompletionRequest parse_completion_request(std::string_view body, const RequestLimits& limits);
 
 // The prompt a request stands for: chat messages rendered by the model's template (enable_thinking
 // as asked, else `default_thinking`) and tokenized with typed text kept plain; completion text
 // tokenized with special tokens recognised (as `xelm run -p`), or the token ids as given.
-// Throws ApiError (400) for a conversation the template refuses or token ids outside the vocabulary.
+// Throws ApiError (400) for a conversation the template refuses or token ids (prompt, logit_bias)
+// outside the vocabulary.
 std::vector<int32_t> build_prompt(const CompletionRequest& request, const ChatTemplate& chat_template,
                                   const Tokenizer& tokenizer, bool default_thinking);
 
