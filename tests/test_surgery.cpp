@@ -286,5 +286,25 @@ TEST(SurgeryCli, WritesEvaluatesAndSearches) {
   EXPECT_EQ(nlohmann::json::parse(test::read_text(prefix + ".json")).at("candidates").size(), 4u);
 }
 
+// Ctrl-C during a search stops after the candidate being measured and keeps what was measured.
+TEST(SurgeryCli, InterruptedSearchKeepsItsResults) {
+  test::ScratchDir dir;
+  const std::string model = dir.file("m.gguf");
+  ASSERT_EQ(test::run_xelm("make-test-model -o " + model + " --layers 4 --embd 32 --heads 2 --kv-heads 1 --head-dim 16 "
+                           "--ff 64",
+                           dir)
+                .exit_code,
+            0);
+  const std::string prefix = dir.file("search");
+  const test::XelmRun r = test::run_xelm_interrupted(
+      {"surgery", "--search", "swap", "-m", model, "-t", "1", "--suite", write_small_suite(dir), "-o", prefix},
+      dir, "search 2/");
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("interrupted"));
+  const nlohmann::json saved = nlohmann::json::parse(test::read_text(prefix + ".json"));
+  EXPECT_GE(saved.at("candidates").size(), 2u);
+  EXPECT_LT(saved.at("candidates").size(), 4u);  // unmodified + swaps 0,1 / 1,2 / 2,3
+}
+
 }  // namespace
 }  // namespace xelm
