@@ -2,7 +2,7 @@
 // tensors renumbered in the plan's order, <arch>.block_count updated, every other metadata key and
 // the tokenizer kept, the plan recorded as provenance in general.surgery.* keys. Tensor bytes of
 // plain layers are copied as they are (no dequantization); interpolated layers are dequantized,
-// mixed and requantized to the first source's type (mix_tensors, the same as at load time).
+// mixed and requantized to the lowest-numbered source layer's type (mix_tensors, as at load time).
 #pragma once
 
 #include <cstdint>

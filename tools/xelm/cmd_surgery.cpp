@@ -292,7 +292,7 @@ Subcommand add_surgery_command(CLI::App& app) {
       "duplicate";
   verbs[cmd->add_option("--interpolate", o->interpolates,
                         "A,B[,T]: insert after A a layer (1-T)*A + T*B (T default 0.5); quantized tensors are "
-                        "dequantized, mixed and requantized to A's type")
+                        "dequantized, mixed and requantized to the type of the lower-numbered source layer")
             ->allow_extra_args(false)] = "interpolate";
   verbs[cmd->add_option("--layers", o->layer_lists, "Keep exactly these layers in order, e.g. 0-9,11,12,12")
             ->allow_extra_args(false)] = "layers";
