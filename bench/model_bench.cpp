@@ -245,6 +245,7 @@ std::vector<BenchResult> run_config(const std::string& model_path, const BenchCo
   options.n_gpu_layers = config.backend == "opencl" ? std::to_string(config.n_gpu_layers) : "0";
   options.device = settings.device;
   options.cpu_isa = settings.cpu_isa;
+  options.layer_plan = settings.layer_plan;
   options.profile_gpu_kernels = settings.profile;
   cli::Engine engine = cli::load_engine(options, settings.environment);
   // What the load copied (before any timed run resets the counters).
@@ -415,7 +416,7 @@ std::vector<BenchResult> run_benchmarks(const BenchParams& params, const cli::En
   const std::vector<BenchTest> tests = expand_tests(params);
   const RunSettings settings{.repetitions = params.repetitions, .bandwidth_gbps = params.bandwidth_gbps,
                              .profile = params.profile, .device = params.device, .cpu_isa = params.cpu_isa,
-                             .n_ctx = params.n_ctx, .environment = environment,
+                             .layer_plan = params.layer_plan, .n_ctx = params.n_ctx, .environment = environment,
                              .measure_peak_rss = true};
   std::vector<BenchResult> results;
   for (const BenchConfig& config : expand_configs(params)) {

@@ -54,6 +54,7 @@ struct BenchParams {
   bool profile = false;
   std::string device;           // OpenCL device: index or name substring
   std::string cpu_isa = "auto"; // --cpu-isa: the CPU backend's product kernels (auto, avx2, avxvnni, avx512)
+  std::string layer_plan;       // --layer-plan: layer surgery at load time (runtime/layer_plan.h)
 };
 
 // Time of one op summed over the timed repetitions, on one backend.
@@ -114,6 +115,7 @@ struct RunSettings {
   bool profile = false;
   std::string device;
   std::string cpu_isa = "auto";
+  std::string layer_plan = "";   // layer surgery applied at load time
   int n_ctx = 0;                 // KV pool positions; 0 (or fewer than a test needs): what the tests need
   cli::Environment environment;  // what main read: OpenCL settings, device memory cap
   // Reset the process's peak RSS (VmHWM) before loading and record it per config: the peak of this

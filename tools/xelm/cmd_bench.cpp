@@ -44,6 +44,7 @@ Subcommand add_bench_command(CLI::App& app) {
   cmd->add_option("--device", opts->device, "OpenCL device: index or name substring (see `xelm devices`)");
   cmd->add_option("--cpu-isa", opts->cpu_isa, "CPU kernels: auto (the best the CPU has), avx2, avxvnni or avx512")
       ->check(CLI::IsMember({"auto", "avx2", "avxvnni", "avx512"}))->capture_default_str();
+  cmd->add_option("--layer-plan", opts->layer_plan, "Layer surgery at load time, e.g. 'delete 10; swap 11,12' (see `xelm surgery --help`)");
     return {cmd, [opts](const Environment& env) {
             if (opts->bandwidth_gbps <= 0.0) {
               opts->bandwidth_gbps = bench::measure_read_bandwidth(cpu::cpu_features().physical_cores);

@@ -27,5 +27,7 @@ Subcommand add_tokenize_command(CLI::App& app);
 Subcommand add_bench_command(CLI::App& app);
 Subcommand add_devices_command(CLI::App& app);
 Subcommand add_tune_command(CLI::App& app);
+Subcommand add_eval_command(CLI::App& app);
+Subcommand add_surgery_command(CLI::App& app);
 
 }  // namespace xelm::cli

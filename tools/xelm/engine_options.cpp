@@ -32,6 +32,10 @@ void EngineOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--device", device, "OpenCL device: index or name substring (see `xelm devices`)");
   cmd.add_option("--cpu-isa", cpu_isa, "CPU kernels: auto (the best the CPU has), avx2, avxvnni or avx512")
       ->check(CLI::IsMember({"auto", "avx2", "avxvnni", "avx512"}))->capture_default_str();
+  cmd.add_option("--layer-plan", layer_plan,
+                 "Layer surgery at load time, no file written: operations separated by ';' applied in order, indices as "
+                 "they are after the previous ones, e.g. 'delete 10; swap 11,12; duplicate 5; interpolate 7,8; "
+                 "layers 0-9,11' (see `xelm surgery --help`)");
 }
 
 GgmlType EngineOptions::kv_cache_type() const {
@@ -92,10 +96,18 @@ opencl::OpenClOptions opencl_options(const EngineOptions& o, const Environment& 
 }  // namespace
 
 Engine load_engine(const EngineOptions& o, const Environment& env) {
+  return make_engine(o, env, Model::load(o.model_path, o.layer_plan));
+}
+
+Engine make_engine(const EngineOptions& o, const Environment& env, std::unique_ptr<Model> model) {
   Engine e;
-  e.model = Model::load(o.model_path);
+  e.model = std::move(model);
   const ModelConfig& c = e.model->config();
   spdlog::info("{}", c.summary());
+  if (!e.model->layer_plan().is_identity()) {
+    spdlog::info("layer plan '{}': {} layers {}", e.model->layer_plan().operations, c.n_layer,
+                 e.model->layer_plan().describe());
+  }
   e.cpu = o.backend == "ref" ? cpu::make_reference_backend() : cpu::make_cpu_backend(o.n_threads, o.cpu_isa);
   const RunShape shape{.n_ctx = o.n_ctx, .n_batch = o.n_batch, .kv_type = o.kv_cache_type()};
   e.plan = OffloadPlan::last_n_layers(c.n_layer, 0);

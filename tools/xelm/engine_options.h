@@ -1,6 +1,6 @@
 // engine_options.h — the flags every model-loading command shares (-m, -c, -b, -t, --kv-type, the
 // backend, -ngl / --layers-gpu offload) and the one place that turns them into a loaded model, its
-// backends and a Transformer, so chat, run, perplexity and bench behave the same.
+// backends and a Transformer, so chat, run, perplexity, eval and bench behave the same.
 #pragma once
 
 #include <memory>
@@ -32,6 +32,7 @@ struct EngineOptions {
   std::string device;           // OpenCL device index or name substring; "" = XELM_OPENCL_DEVICE's choice
   bool profile_gpu_kernels = false;  // OpenCL event profiling (xelm bench --profile)
   std::string cpu_isa = "auto";      // --cpu-isa: the CPU backend's product kernels, auto|avx2|avxvnni|avx512
+  std::string layer_plan;            // --layer-plan: layer surgery applied at load time (runtime/layer_plan.h)
 
   void add_to(CLI::App& cmd);
   GgmlType kv_cache_type() const;
@@ -50,5 +51,7 @@ struct Engine {
 // The OpenCL backend takes env.opencl (with `device` when given), the offload planner
 // env.device_memory_cap_bytes, and a run without -ngl the saved `xelm tune` result in env.tune_store_dir.
 Engine load_engine(const EngineOptions& options, const Environment& env);
+// The same with a model already loaded (`xelm surgery --search` runs one per candidate plan).
+Engine make_engine(const EngineOptions& options, const Environment& env, std::unique_ptr<Model> model);
 
 }  // namespace xelm::cli

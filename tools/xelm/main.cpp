@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
       xelm::cli::add_bench_command(app),
       xelm::cli::add_devices_command(app),
       xelm::cli::add_tune_command(app),
+      xelm::cli::add_eval_command(app),
+      xelm::cli::add_surgery_command(app),
   };
 
   // llama.cpp spells the offload flag -ngl; CLI11 takes single-dash names of one letter only, so the
