@@ -197,8 +197,9 @@ class Avx2Backend final : public CpuBackendBase {
       const int64_t panel_begin = o_begin / avx2::kPanelRows;
       const int64_t n_panels = std::max<int64_t>(0, std::min(o_end / avx2::kPanelRows, weight.n_panels) - panel_begin);
       if (n_panels > 0) {
-        weight.panel_kernel.product({panels + static_cast<size_t>(panel_begin) * weight.panel_kernel.panel_bytes, n_panels, xq, x_stride, n, in, act(y).row(0) + o_begin,
-                                     y.cols(), b != nullptr ? b + o_begin : nullptr});
+        const uint8_t* first_panel = panels + static_cast<size_t>(panel_begin) * weight.panel_kernel.panel_bytes;
+        weight.panel_kernel.product({first_panel, n_panels, xq, x_stride, n, in, act(y).row(0) + o_begin, y.cols(),
+                                     b != nullptr ? b + o_begin : nullptr});
       }
       const int64_t first = o_begin + n_panels * avx2::kPanelRows;  // first output row for the dot kernel
       float result[avx2::kMaxTileRows];

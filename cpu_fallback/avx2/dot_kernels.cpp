@@ -1,5 +1,7 @@
 // dot_kernels.cpp — dot products of one weight row with up to kMaxTileRows activation rows, one
 // kernel per weight type. Compiled once per kernel ISA (kernel_isa.h): AVX2, AVX-VNNI, AVX-512 VNNI.
+// Products take the panel kernels (gemm_kernels.cpp) for every whole panel of 8 weight rows; these
+// serve the rows of a matrix after its last whole panel, and float rows of a width the panels lack.
 //
 // Quantized weights meet activations quantized to 8 bits (Q8Block32 for the 32-element types, Q8_K
 // with per-16 sums for the K-quants; activation_kernels.cpp) and multiply as integers, reduced to

@@ -42,9 +42,9 @@ inline DotKernel dot_kernel(GgmlType weight_type, CpuIsa isa);
 
 // Products take panels of kPanelRows consecutive weight rows where the type has a PanelKernel (every
 // type; float rows a multiple of 8 long), for every batch size, decode included. The weight keeps
-// those rows repacked at load into the kernel's panel layout (gemm_kernels.cpp: quants interleaved
-// by row, scales unpacked; about the size of the file's rows); the remaining out % kPanelRows rows
-// and odd float widths take the DotKernel, on the file's rows.
+// those rows repacked (at its first product) into the kernel's panel layout (gemm_kernels.cpp: quants
+// interleaved by row, scales unpacked; about the size of the file's rows); the remaining
+// out % kPanelRows rows and odd float widths take the DotKernel, on the file's rows.
 inline constexpr int64_t kPanelRows = 8;
 
 // Batch invariance (continuous batching): an output of a product is bit-identical whatever other
