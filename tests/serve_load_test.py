@@ -28,6 +28,9 @@ PORT = int(os.environ["XELM_SERVE_PORT"])
 PID = int(os.environ["XELM_SERVE_PID"])
 REQUESTS = int(os.environ.get("XELM_LOAD_REQUESTS", "2000"))
 MAX_QUEUE = int(os.environ.get("XELM_MAX_QUEUE", "16"))
+# The RSS growth allowed over the measured requests, MiB (0: reported only; the test passes 0 under
+# AddressSanitizer, whose quarantine keeps freed memory resident).
+RSS_LIMIT_MIB = int(os.environ.get("XELM_LOAD_RSS_LIMIT_MIB", "32"))
 CONNECTIONS = 64
 TIMEOUT_S = 60
 
@@ -365,7 +368,7 @@ def main():
         fail(f"no 503 under {CONNECTIONS} connections with --max-queue {MAX_QUEUE}: load was not shed")
     if fds_after > fds_before + 4:
         fail(f"file descriptors leaked: {fds_before} before, {fds_after} after")
-    if rss_after - rss_before > 32 * 1024:
+    if RSS_LIMIT_MIB > 0 and rss_after - rss_before > RSS_LIMIT_MIB * 1024:
         fail(f"RSS grew by {(rss_after - rss_before) / 1024:.1f} MiB over {REQUESTS} requests")
     status, _, _ = get("/health")
     if status != 200:

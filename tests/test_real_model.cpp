@@ -39,19 +39,9 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr const char* kDefaultModelName = "qwen2.5-coder-0.5b-instruct-awq-q4_k_m.gguf";
-// Under AddressSanitizer (scripts/test.sh's second stage) only the CPU answers run: the OpenCL
-// comparisons and the perplexity run are covered by the release stage and would double its time.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+// Under AddressSanitizer (scripts/test.sh's second stage, test::kAddressSanitizer) only the CPU
+// answers run: the OpenCL comparisons and the perplexity run are covered by the release stage and
+// would double its time.
 
 constexpr int kMaxAnswerTokens = 16;  // OpenCL on PoCL is slow; every answer below is 1-4 tokens
 
@@ -164,7 +154,7 @@ TEST_P(RealModelQuestion, AnsweredRightAndTheSameOnCpuOpenClAndOffload) {
   // model ended its turn by itself.
   EXPECT_LT(cpu.size(), static_cast<size_t>(kMaxAnswerTokens)) << q.text << ": no end of turn: " << text_of(cpu);
 
-  if (kSanitized) GTEST_SKIP() << "sanitizer build: checked the CPU answer only (the release run compares OpenCL)";
+  if (test::kAddressSanitizer) GTEST_SKIP() << "sanitizer build: checked the CPU answer only (the release run compares OpenCL)";
   if (!has_opencl_device()) GTEST_SKIP() << "no OpenCL device: checked the CPU answer only";
   const std::vector<int32_t> gpu = answer_ids(q, "--backend opencl");
   EXPECT_EQ(gpu, cpu) << q.text << "\nopencl: " << text_of(gpu) << "\ncpu:    " << text_of(cpu);
@@ -176,7 +166,7 @@ INSTANTIATE_TEST_SUITE_P(Questions, RealModelQuestion, ::testing::ValuesIn(kQues
                          [](const ::testing::TestParamInfo<Question>& param) { return param.param.name; });
 
 TEST_F(RealModel, PerplexityOnPplTxtIsInASaneRange) {
-  if (kSanitized) GTEST_SKIP() << "sanitizer build: the perplexity run is checked in the release run";
+  if (test::kAddressSanitizer) GTEST_SKIP() << "sanitizer build: the perplexity run is checked in the release run";
   test::ScratchDir dir;
   const CliRun r = xelm("perplexity -m '" + path_ + "' -f " + test::data_path("real_model/ppl.txt") + " -c 256 --chunks 4 --backend cpu", dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;

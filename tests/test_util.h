@@ -20,6 +20,19 @@
 
 namespace xelm::test {
 
+// Whether this build runs under AddressSanitizer (the asan preset; the binaries it starts are too).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+
 inline std::string data_path(const std::string& relative) { return std::string(XELM_TEST_DATA_DIR) + "/" + relative; }
 
 // A fresh directory under the system temp dir, removed when the object goes away.
